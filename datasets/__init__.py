@@ -1,0 +1,1 @@
+"""Shipped data folder (installed as ``graphtag.bundled``)."""

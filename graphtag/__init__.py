@@ -1,0 +1,37 @@
+"""graphtag: multitask learning on graphs with hundreds of node-labeling tasks.
+
+The package is split by stage: :mod:`graphtag.datasets` (graphs and tasks),
+:mod:`graphtag.models` (multitask GNNs, SIGN, task heads), :mod:`graphtag.training`
+(minibatch training and evaluation), :mod:`graphtag.optim` (how per-task losses combine),
+:mod:`graphtag.projection` (sparse random projections of gradients) and :mod:`graphtag.cli`.
+"""
+
+from graphtag.datasets import (
+    MultiLabelMat,
+    SNAPCommunities,
+    load_dataset,
+    synthetic_communities,
+)
+from graphtag.models import SIGN, GroupedHeads, MultiLabelHead, MultitaskGNN, build_model
+from graphtag.optim import EqualWeighting, LossCombiner
+from graphtag.training import Trainer, multitask_scores, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SIGN",
+    "EqualWeighting",
+    "GroupedHeads",
+    "LossCombiner",
+    "MultiLabelHead",
+    "MultiLabelMat",
+    "MultitaskGNN",
+    "SNAPCommunities",
+    "Trainer",
+    "__version__",
+    "build_model",
+    "load_dataset",
+    "multitask_scores",
+    "seed_everything",
+    "synthetic_communities",
+]

@@ -1,0 +1,178 @@
+"""MATLAB ``.mat`` multi-label node benchmarks (BlogCatalog, PPI) as a PyG dataset.
+
+These files hold ``network`` (sparse adjacency) and ``group`` (sparse node x label matrix), the
+format of the DeepWalk / node2vec releases.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+import torch
+from torch_geometric.data import Data, InMemoryDataset
+
+from graphtag.datasets.download import download_url
+from graphtag.datasets.io import DataFormatError
+from graphtag.datasets.tasks import make_multitask_data
+
+__all__ = ["MAT_GRAPHS", "MultiLabelMat", "read_mat_graph"]
+
+# name -> (file name, URL, sha256 of the file)
+MAT_GRAPHS: dict[str, tuple[str, str, str]] = {
+    "blogcatalog": (
+        "blogcatalog.mat",
+        "https://github.com/phanein/deepwalk/raw/6e6dff245e4692e9bea47e9017c1034e51afbf29/"
+        "example_graphs/blogcatalog.mat",
+        "d4f4fb89ce1ccd4b7e2a183386c000773cc9362cc61f1be5b246a6d9c259da8f",
+    ),
+    "ppi": (
+        "Homo_sapiens.mat",
+        "http://snap.stanford.edu/node2vec/Homo_sapiens.mat",
+        "8a32b88b0576276f02d7aaa3fd282e8617a3e6db8d39abb6212a283363bf1183",
+    ),
+}
+
+
+def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``network`` and ``group`` from a ``.mat`` file.
+
+    Returns ``(edges, y)``: ``(2, E)`` int64 undirected edges, each once with ``u < v``
+    (self-loops removed and an asymmetric adjacency symmetrised, with a warning), and a dense
+    ``(n, L)`` uint8 label matrix.
+    """
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, OSError) as err:
+        raise DataFormatError(f"{path}: not a readable MATLAB v5 .mat file ({err}).") from err
+    for key in ("network", "group"):
+        if key not in mat:
+            found = sorted(k for k in mat if not k.startswith("__"))
+            raise DataFormatError(
+                f"{path}: variable {key!r} missing (found {found}); expected 'network' "
+                "(adjacency) and 'group' (node x label)."
+            )
+    adj = sp.coo_matrix(mat["network"])
+    group = mat["group"]
+    group = group.toarray() if sp.issparse(group) else np.asarray(group)
+    if adj.shape[0] != adj.shape[1] or adj.shape[0] != group.shape[0]:
+        raise DataFormatError(
+            f"{path}: network is {adj.shape} and group is {group.shape}; network must be "
+            "square with as many rows as group."
+        )
+    n_loops = int((adj.row == adj.col).sum())
+    sym = (adj + adj.T).tocoo()
+    asym = (abs(adj - adj.T) > 0).nnz
+    if n_loops or asym:
+        warnings.warn(
+            f"{path}: removed {n_loops} self-loop(s); {asym} asymmetric entr(ies) made "
+            "undirected.",
+            stacklevel=2,
+        )
+    keep = sym.row < sym.col  # a symmetric matrix lists each undirected edge twice
+    edges = np.stack([sym.row[keep], sym.col[keep]]).astype(np.int64)
+    return edges, (group != 0).astype(np.uint8)
+
+
+class MultiLabelMat(InMemoryDataset):
+    """BlogCatalog (39 labels) or PPI Homo sapiens (50 labels) as a multitask dataset.
+
+    Parameters
+    ----------
+    root
+        Folder holding ``<root>/<name>/raw/<file>.mat`` (used as is if present, else
+        downloaded and checked against its SHA-256).
+    name
+        ``"blogcatalog"`` or ``"ppi"``.
+    num_tasks
+        Keep the ``num_tasks`` most frequent labels (``None``: all).
+    features, num_features, split, seed, transform, pre_transform, force_reload, log
+        As in :class:`graphtag.datasets.SNAPCommunities`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        name: str = "blogcatalog",
+        num_tasks: int | None = None,
+        *,
+        features: str = "spectral",
+        num_features: int = 64,
+        split: tuple[float, float, float] = (0.6, 0.2, 0.2),
+        seed: int = 0,
+        transform: Callable[[Data], Data] | None = None,
+        pre_transform: Callable[[Data], Data] | None = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ) -> None:
+        if name not in MAT_GRAPHS:
+            raise ValueError(f"name={name!r} is not one of {sorted(MAT_GRAPHS)}.")
+        self.name = name
+        self.num_tasks_requested = num_tasks
+        self.features = features
+        self.num_features_requested = num_features
+        self.split = tuple(split)
+        self.seed = seed
+        super().__init__(str(root), transform, pre_transform, force_reload=force_reload, log=log)
+        self.load(self.processed_paths[0])
+
+    @property
+    def raw_dir(self) -> str:
+        return osp.join(self.root, self.name, "raw")
+
+    @property
+    def processed_dir(self) -> str:
+        return osp.join(self.root, self.name, "processed")
+
+    @property
+    def raw_file_names(self) -> list[str]:
+        return [MAT_GRAPHS[self.name][0]]
+
+    @property
+    def processed_file_names(self) -> list[str]:
+        split = "-".join(f"{f:g}" for f in self.split)
+        return [
+            f"tasks{self.num_tasks_requested}_{self.features}{self.num_features_requested}_"
+            f"split{split}_seed{self.seed}.pt"
+        ]
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self._data.y.shape[1])
+
+    def download(self) -> None:
+        fname, url, digest = MAT_GRAPHS[self.name]
+        download_url(url, self.raw_dir, fname, sha256=digest)
+
+    def process(self) -> None:
+        edges, y = read_mat_graph(self.raw_paths[0])
+        label_index = np.arange(y.shape[1])
+        if self.num_tasks_requested is not None:
+            if not 1 <= self.num_tasks_requested <= y.shape[1]:
+                raise ValueError(
+                    f"{self.name}: num_tasks={self.num_tasks_requested} but the file has "
+                    f"{y.shape[1]} labels; use 1..{y.shape[1]}."
+                )
+            label_index = np.argsort(-y.sum(0), kind="stable")[: self.num_tasks_requested]
+            y = y[:, label_index]
+        data = make_multitask_data(
+            edges,
+            y,
+            features=self.features,
+            num_features=self.num_features_requested,
+            split=self.split,
+            seed=self.seed,
+            source=self.name,
+            community_index=torch.from_numpy(label_index),
+        )
+        if self.pre_transform is not None:
+            data = self.pre_transform(data)
+        self.save([data], self.processed_paths[0])
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.name}, num_tasks={self.num_tasks})"
