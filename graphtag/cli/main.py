@@ -1,0 +1,176 @@
+"""``graphtag`` command line: ``graphtag datasets ...`` and ``graphtag train ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="amazon-top100",
+                   help="dataset name (see 'graphtag datasets list'); default: the shipped "
+                        "amazon-top100")
+    p.add_argument("--root", default="data", help="folder for raw and processed data")
+    p.add_argument("--tasks", dest="num_tasks", type=int, default=None,
+                   help="number of tasks (communities/labels); default 100 for SNAP, all for .mat")
+    p.add_argument("--features", default="spectral",
+                   choices=("spectral", "degree", "random", "spectral+degree"))
+    p.add_argument("--num-features", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from graphtag import __version__
+    from graphtag.models import MODELS
+
+    ap = argparse.ArgumentParser(
+        prog="graphtag",
+        description="Multitask learning on graphs with many node-labeling tasks.",
+    )
+    ap.add_argument("--version", action="version", version=f"graphtag {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("datasets", help="list, download or inspect datasets")
+    ds_sub = ds.add_subparsers(dest="action", required=True)
+    ds_sub.add_parser("list", help="known datasets and whether they are on disk").add_argument(
+        "--root", default="data")
+    dl = ds_sub.add_parser("download", help="fetch a dataset's raw files (checked)")
+    dl.add_argument("name")
+    dl.add_argument("--root", default="data")
+    info = ds_sub.add_parser("info", help="load a dataset and print its statistics")
+    _add_data_args(info)
+
+    tr = sub.add_parser("train", help="train a multitask GNN on all tasks; writes a run folder")
+    _add_data_args(tr)
+    tr.add_argument("--model", default="sage", choices=MODELS)
+    tr.add_argument("--hidden", dest="hidden_channels", type=int, default=128)
+    tr.add_argument("--layers", dest="num_layers", type=int, default=2,
+                    help="GNN layers (hops for sign)")
+    tr.add_argument("--dropout", type=float, default=0.5)
+    tr.add_argument("--epochs", type=int, default=50)
+    tr.add_argument("--batch-size", type=int, default=512)
+    tr.add_argument("--fanout", dest="num_neighbors", type=int, nargs="+", default=None,
+                    help="neighbours sampled per layer, e.g. --fanout 15 10 (default 15 10 ...)")
+    tr.add_argument("--lr", type=float, default=0.01)
+    tr.add_argument("--weight-decay", type=float, default=0.0)
+    tr.add_argument("--patience", type=int, default=10)
+    tr.add_argument("--pos-weight", default="auto",
+                    help="'auto' (#neg/#pos per task), 'none', or a number")
+    tr.add_argument("--full-batch", action="store_true", help="no neighbour sampling")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--out", default=None,
+                    help="run folder (default runs/<dataset>-<model>-seed<seed>)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace a run folder made with a different config")
+    tr.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from graphtag.datasets import MAT_GRAPHS, SNAP_GRAPHS, load_dataset
+
+    if args.action == "list":
+        print(f"{'name':<15} {'nodes':>10} {'edges':>12}  {'on disk':<8} description")
+        for name, src in SNAP_GRAPHS.items():
+            here = "yes" if src.bundled or (Path(args.root) / name / "raw").is_dir() else "no"
+            print(f"{name:<15} {src.nodes:>10,} {src.edges:>12,}  {here:<8} {src.description}")
+        for name, (fname, _, _) in MAT_GRAPHS.items():
+            here = "yes" if (Path(args.root) / name / "raw" / fname).exists() else "no"
+            print(f"{name:<15} {'':>10} {'':>12}  {here:<8} multi-label .mat benchmark ({fname})")
+        print(f"{'synthetic':<15} {'':>10} {'':>12}  {'(made)':<8} planted task groups")
+        return 0
+    if args.action == "download":
+        from graphtag.datasets import MultiLabelMat, SNAPCommunities
+
+        if args.name in MAT_GRAPHS:
+            ds = MultiLabelMat(args.root, args.name)
+        elif args.name in SNAP_GRAPHS:
+            ds = SNAPCommunities(args.root, args.name)
+        else:
+            raise SystemExit(f"graphtag: unknown dataset {args.name!r}; see 'graphtag datasets "
+                             "list'.")
+        print(f"{args.name}: raw files in {ds.raw_dir}")
+        return 0
+    data = load_dataset(args.dataset, args.root, args.num_tasks, features=args.features,
+                        num_features=args.num_features, seed=args.seed)
+    y = data.y
+    sizes = y.sum(0)
+    print(f"dataset        {args.dataset}")
+    print(f"nodes          {data.num_nodes:,}")
+    print(f"edges          {data.edge_index.size(1) // 2:,} (undirected)")
+    print(f"tasks          {y.size(1)}")
+    print(f"features       {data.num_features} ({args.features})")
+    print(f"positive rate  {float(y.mean()):.4f}")
+    print(f"task sizes     min {int(sizes.min())}, median {int(sizes.median())}, "
+          f"max {int(sizes.max())}")
+    print(f"split          train {int(data.train_mask.sum())}, val {int(data.val_mask.sum())}, "
+          f"test {int(data.test_mask.sum())}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from graphtag.training.run import TrainConfig, train_run
+
+    pos_weight: float | str | None = args.pos_weight
+    if isinstance(pos_weight, str) and pos_weight.lower() == "none":
+        pos_weight = None
+    elif pos_weight != "auto":
+        try:
+            pos_weight = float(pos_weight)
+        except ValueError:
+            raise SystemExit(f"graphtag train: --pos-weight {pos_weight!r} is not 'auto', "
+                             "'none' or a number.") from None
+    fanout = tuple(args.num_neighbors or [15, 10] + [5] * max(args.num_layers - 2, 0))
+    cfg = TrainConfig(
+        dataset=args.dataset, root=args.root, num_tasks=args.num_tasks, features=args.features,
+        num_features=args.num_features, model=args.model, hidden_channels=args.hidden_channels,
+        num_layers=args.num_layers, dropout=args.dropout, epochs=args.epochs,
+        batch_size=args.batch_size, num_neighbors=fanout[: args.num_layers], lr=args.lr,
+        weight_decay=args.weight_decay, patience=args.patience, pos_weight=pos_weight,
+        full_batch=args.full_batch, seed=args.seed, device=args.device,
+    )
+    out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}-seed{args.seed}")
+    print(f"graphtag train: {args.dataset}, model {args.model}, run folder {out}")
+    m = train_run(cfg, out, progress=not args.no_progress, overwrite=args.overwrite)
+    rows = [
+        ("dataset", f"{m['dataset']} ({m['num_nodes']:,} nodes, {m['num_edges']:,} edges, "
+                    f"{m['num_tasks']} tasks)"),
+        ("model", f"{m['model']}, best epoch {m['best_epoch']} of {m['epochs_run']}"),
+        ("val macro-F1", f"{m['val_macro_f1']:.4f}"),
+        ("test macro-F1", f"{m['test_macro_f1']:.4f}"),
+        ("test micro-F1", f"{m['test_micro_f1']:.4f}"),
+        ("test ROC-AUC", f"{m['test_roc_auc']:.4f}"),
+        ("constant predictor test macro-F1", f"{m['constant_test_macro_f1']:.4f}"),
+        ("train time", f"{m['seconds_train']:.1f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    print()
+    print(f"| {'metric':<{w}} | value |")
+    print(f"|{'-' * (w + 2)}|-------|")
+    for k, v in rows:
+        print(f"| {k:<{w}} | {v} |")
+    print(f"\nwrote {out}/metrics.json")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``graphtag`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "datasets":
+            return _cmd_datasets(args)
+        if args.command == "train":
+            return _cmd_train(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"graphtag {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

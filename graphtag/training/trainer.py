@@ -1,0 +1,348 @@
+"""Minibatch multitask training with early stopping, checkpoints and resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.loader import NeighborLoader
+from torch_sparse import SparseTensor
+from tqdm.auto import tqdm
+
+from graphtag.models.sign import sign_propagate
+from graphtag.optim.base import EqualWeighting, LossCombiner
+from graphtag.training.losses import masked_bce_per_task
+from graphtag.training.metrics import multitask_scores
+
+__all__ = ["Trainer", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (user code may draw from the legacy global RNG)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
+            "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Train a multitask model on all tasks at once.
+
+    Graph models (``model.uses_graph``, e.g. :class:`~graphtag.models.MultitaskGNN`) train on
+    :class:`~torch_geometric.loader.NeighborLoader` minibatches (or the full graph with
+    ``full_batch=True``); :class:`~graphtag.models.SIGN` trains on node minibatches of its
+    precomputed hops. The loss is the masked per-task BCE
+    (:func:`~graphtag.training.masked_bce_per_task`) combined by ``combiner``; Adam
+    optimises it; training stops early when validation macro-F1 has not improved for
+    ``patience`` epochs, and the best epoch's weights are restored.
+
+    Parameters
+    ----------
+    model
+        The model to train (updated in place).
+    lr, weight_decay
+        Adam settings.
+    epochs
+        Maximum number of epochs.
+    batch_size
+        Seed nodes per minibatch.
+    num_neighbors
+        Fan-out per layer for neighbour sampling (``-1``: all neighbours).
+    patience
+        Early-stopping patience in epochs (``None``: never stop early).
+    combiner
+        How per-task losses become the update; default :class:`~graphtag.optim.EqualWeighting`.
+    pos_weight
+        ``None``, a float, or ``"auto"`` (per task ``#neg / #pos`` on the training nodes,
+        clipped to ``[1, 50]``), weighting positives in the BCE to counter rare labels.
+    full_batch
+        Train on the whole graph each step instead of sampled minibatches.
+    device
+        ``"cpu"``, ``"cuda"`` or a :class:`torch.device`.
+    seed
+        Seeds model-independent randomness (sampling, shuffling, dropout).
+    checkpoint_dir
+        If set, ``last.pt`` is written there after every epoch (atomically) and ``best.pt``
+        when validation improves; ``fit(..., resume=True)`` continues from ``last.pt``.
+    progress
+        Show a tqdm bar over epochs.
+
+    Attributes
+    ----------
+    history_ : list of dict
+        One entry per epoch: ``epoch``, ``loss``, ``val_macro_f1``, ``val_loss``, ``seconds``.
+    best_epoch_ : int
+        Epoch whose weights were restored.
+    best_score_ : float
+        Validation macro-F1 at ``best_epoch_``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        epochs: int = 50,
+        batch_size: int = 512,
+        num_neighbors: Sequence[int] = (15, 10),
+        patience: int | None = 10,
+        combiner: LossCombiner | None = None,
+        pos_weight: float | str | None = None,
+        full_batch: bool = False,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        checkpoint_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ) -> None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1 (got {epochs}).")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
+        if isinstance(pos_weight, str) and pos_weight != "auto":
+            raise ValueError(f"pos_weight must be None, a number or 'auto' (got {pos_weight!r}).")
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.num_neighbors = list(num_neighbors)
+        self.patience = patience
+        self.combiner = combiner if combiner is not None else EqualWeighting()
+        self.pos_weight = pos_weight
+        self.full_batch = full_batch
+        self.device = torch.device(device)
+        self.seed = seed
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.progress = progress
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _uses_graph(self) -> bool:
+        return bool(getattr(self.model, "uses_graph", True))
+
+    def _shared_parameters(self) -> list[nn.Parameter]:
+        enc = getattr(self.model, "encoder", None)
+        if enc is not None:
+            return list(enc.parameters())
+        head_ids = {id(p) for p in getattr(self.model, "head", nn.Module()).parameters()}
+        return [p for p in self.model.parameters() if id(p) not in head_ids]
+
+    def _check_data(self, data: Data) -> None:
+        for key in ("x", "y", "train_mask", "val_mask"):
+            if data.get(key) is None:
+                raise ValueError(f"data has no {key!r}; load it with graphtag.datasets.")
+        T = getattr(self.model, "num_tasks", data.y.size(1))
+        if data.y.size(1) != T:
+            raise ValueError(f"data has {data.y.size(1)} tasks but the model has {T} outputs.")
+
+    def _sign_inputs(self, data: Data) -> Tensor:
+        xs = data.get("xs")
+        if xs is None:
+            key = "xs"
+            if key not in self._cache:
+                self._cache[key] = sign_propagate(
+                    data.x, data.edge_index, self.model.num_hops, data.num_nodes
+                )
+            xs = self._cache[key]
+        return xs
+
+    def _adj_t(self, data: Data) -> SparseTensor:
+        if "adj_t" not in self._cache:
+            n = data.num_nodes
+            self._cache["adj_t"] = SparseTensor.from_edge_index(
+                data.edge_index, sparse_sizes=(n, n)
+            ).t().to(self.device)
+        return self._cache["adj_t"]
+
+    def _pos_weight(self, data: Data) -> Tensor | None:
+        if self.pos_weight is None:
+            return None
+        T = data.y.size(1)
+        if self.pos_weight == "auto":
+            y = data.y[data.train_mask]
+            pos = y.sum(0)
+            neg = y.size(0) - pos
+            w = (neg / pos.clamp_min(1)).clamp(1.0, 50.0)
+        else:
+            w = torch.full((T,), float(self.pos_weight))
+        return w.to(self.device)
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict_logits(self, data: Data, batch_size: int = 65536) -> Tensor:
+        """Logits of every node for every task, ``(N, T)``, with exact full-graph inference.
+
+        Graph models run layer-wise over the whole graph (no sampling); SIGN runs over its
+        precomputed hops in node chunks.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self._uses_graph:
+                x = data.x.to(self.device)
+                out = self.model.inference(x, self._adj_t(data))
+            else:
+                xs = self._sign_inputs(data)
+                out = torch.cat([self.model(xs[i : i + batch_size].to(self.device))
+                                 for i in range(0, xs.size(0), batch_size)])
+        finally:
+            self.model.train(was_training)
+        return out.cpu()
+
+    def evaluate(self, data: Data, split: str = "test", logits: Tensor | None = None
+                 ) -> dict[str, object]:
+        """Scores on ``split`` (``"train"``, ``"val"`` or ``"test"``): see
+        :func:`~graphtag.training.multitask_scores`, plus ``loss`` (mean masked BCE)."""
+        mask = data.get(f"{split}_mask")
+        if mask is None:
+            raise ValueError(f"split={split!r}: data has no '{split}_mask'.")
+        if logits is None:
+            logits = self.predict_logits(data)
+        lm = data.get("label_mask")
+        lm_s = lm[mask] if lm is not None else None
+        scores = multitask_scores(data.y[mask], logits[mask], lm_s)
+        scores["loss"] = float(masked_bce_per_task(logits[mask], data.y[mask], lm_s).mean())
+        return scores
+
+    # ----------------------------------------------------------------- training
+    def _batches(self, data: Data, gen: torch.Generator):
+        """Yield ``(logits, y, label_mask)`` for the seed nodes of each training batch."""
+        lm = data.get("label_mask")
+        dev = self.device
+        if not self._uses_graph:
+            xs = self._sign_inputs(data)
+            idx = data.train_mask.nonzero().flatten()
+            idx = idx[torch.randperm(idx.numel(), generator=gen)]
+            for s in range(0, idx.numel(), self.batch_size):
+                b = idx[s : s + self.batch_size]
+                yield (self.model(xs[b].to(dev)), data.y[b].to(dev),
+                       None if lm is None else lm[b].to(dev))
+            return
+        if self.full_batch:
+            m = data.train_mask.to(dev)
+            out = self.model(data.x.to(dev), data.edge_index.to(dev))[m]
+            yield out, data.y.to(dev)[m], None if lm is None else lm.to(dev)[m]
+            return
+        if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
+            raise ValueError(
+                f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
+                f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
+            )
+        loader = NeighborLoader(
+            data, num_neighbors=self.num_neighbors, batch_size=self.batch_size,
+            input_nodes=data.train_mask, shuffle=True, generator=gen,
+        )
+        for batch in loader:
+            bs = batch.batch_size
+            out = self.model(batch.x.to(dev), batch.edge_index.to(dev))[:bs]
+            blm = batch.get("label_mask")
+            yield out, batch.y[:bs].to(dev), None if blm is None else blm[:bs].to(dev)
+
+    def fit(self, data: Data, *, resume: bool = False) -> Trainer:
+        """Train on ``data`` (see the class docstring); returns ``self``.
+
+        With ``resume=True`` and a ``checkpoint_dir`` holding ``last.pt``, training continues
+        from the epoch after the saved one, with the saved optimiser and RNG states, so an
+        interrupted run ends with the same result as an uninterrupted one.
+        """
+        self._check_data(data)
+        self._cache.clear()
+        self.model.to(self.device)
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr,
+                               weight_decay=self.weight_decay)
+        pos_weight = self._pos_weight(data)
+        gen = torch.Generator().manual_seed(self.seed)
+        seed_everything(self.seed)
+        start, bad = 1, 0
+        self.history_: list[dict[str, float]] = []
+        self.best_score_, self.best_epoch_ = -float("inf"), 0
+        best_state = copy.deepcopy(self.model.state_dict())
+        last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+        if last is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if resume and last is not None and last.exists():
+            ck = torch.load(last, weights_only=False, map_location=self.device)
+            self.model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            best_state, bad = ck["best_state"], ck["bad_epochs"]
+            self.history_, self.best_score_, self.best_epoch_ = (
+                ck["history"], ck["best_score"], ck["best_epoch"])
+            _set_rng_state(ck["rng"])
+            gen.set_state(ck["gen"])
+            start = ck["epoch"] + 1
+            if ck.get("finished"):
+                start = self.epochs + 1
+        shared = self._shared_parameters()
+        bar = tqdm(range(start, self.epochs + 1), desc="train", disable=not self.progress,
+                   initial=start - 1, total=self.epochs)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            self.model.train()
+            total, nb = 0.0, 0
+            for out, y, lm in self._batches(data, gen):
+                opt.zero_grad(set_to_none=True)
+                losses = masked_bce_per_task(out, y, lm, pos_weight)
+                self.combiner.backward(losses, shared)
+                opt.step()
+                total += float(losses.detach().mean())
+                nb += 1
+            val = self.evaluate(data, "val")
+            rec = {"epoch": epoch, "loss": total / max(nb, 1), "val_loss": val["loss"],
+                   "val_macro_f1": val["macro_f1"], "seconds": time.perf_counter() - t0}
+            self.history_.append(rec)
+            score = val["macro_f1"] if not np.isnan(val["macro_f1"]) else -val["loss"]
+            if score > self.best_score_:
+                self.best_score_, self.best_epoch_, bad = score, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                if self.checkpoint_dir is not None:
+                    _atomic_save(best_state, self.checkpoint_dir / "best.pt")
+            else:
+                bad += 1
+            stop = self.patience is not None and bad >= self.patience
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", val_f1=f"{rec['val_macro_f1']:.4f}")
+            if last is not None:
+                _atomic_save({
+                    "epoch": epoch, "model": self.model.state_dict(),
+                    "optimizer": opt.state_dict(), "best_state": best_state,
+                    "bad_epochs": bad, "history": self.history_,
+                    "best_score": self.best_score_, "best_epoch": self.best_epoch_,
+                    "rng": _rng_state(), "gen": gen.get_state(),
+                    "finished": stop or epoch == self.epochs,
+                }, last)
+            if stop:
+                break
+        bar.close()
+        self.model.load_state_dict(best_state)
+        return self
+
+    def save_history(self, path: str | os.PathLike) -> None:
+        """Write :attr:`history_` as JSON."""
+        Path(path).write_text(json.dumps(self.history_, indent=1))
