@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from graphtag.datasets import build_community_tasks, make_multitask_data, random_node_split
+
+# Path 0-1-2-3-4-5 plus a chord 1-4; node 9 is isolated from communities.
+EDGES = np.array([[0, 1, 2, 3, 4, 1, 5], [1, 2, 3, 4, 5, 4, 9]])
+
+
+def test_dedupe_topk_and_labels():
+    comms = [np.array([0, 1, 2]), np.array([2, 3]), np.array([0, 1, 2]), np.array([3, 4, 5, 1])]
+    with pytest.warns(UserWarning, match=r"merged 1 duplicate"):
+        t = build_community_tasks(EDGES, comms, 2)
+    # Largest distinct first: [1,3,4,5] (size 4), then [0,1,2] (size 3); ties keep file order.
+    assert t.community_index.tolist() == [3, 0]
+    members = [set(t.node_ids[t.y[:, k] == 1].tolist()) for k in range(2)]
+    assert members == [{1, 3, 4, 5}, {0, 1, 2}]
+
+
+def test_induced_subgraph_keeps_only_member_edges():
+    comms = [np.array([0, 1, 2]), np.array([4, 5])]
+    t = build_community_tasks(EDGES, comms, 2, induced=True)
+    assert t.node_ids.tolist() == [0, 1, 2, 4, 5]
+    orig = {tuple(sorted(e)) for e in t.node_ids[t.edge_index].T.tolist()}
+    assert orig == {(0, 1), (1, 2), (4, 5), (1, 4)}
+    assert t.edge_index.max() < t.num_nodes
+    full = build_community_tasks(EDGES, comms, 2, induced=False)
+    assert full.num_nodes == 7 and full.edge_index.shape[1] == EDGES.shape[1]
+
+
+def test_missing_member_ids_dropped_with_warning():
+    comms = [np.array([0, 1, 77]), np.array([2, 3])]
+    with pytest.warns(UserWarning, match=r"dropped 1 member id\(s\) absent from the graph"):
+        t = build_community_tasks(EDGES, comms, 2)
+    assert 77 not in t.node_ids
+
+
+def test_community_with_only_missing_ids_dropped():
+    comms = [np.array([70, 71]), np.array([2, 3])]
+    with pytest.warns(UserWarning, match=r"dropped 1 communit"):
+        t = build_community_tasks(EDGES, comms, 1)
+    assert t.num_tasks == 1
+
+
+def test_too_many_tasks_is_a_clear_error():
+    comms = [np.array([0, 1]), np.array([0, 1]), np.array([2, 3])]
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"num_tasks=3 .* only 2"):
+        build_community_tasks(EDGES, comms, 3)
+    with pytest.raises(ValueError, match="num_tasks must be >= 1"):
+        build_community_tasks(EDGES, comms, 0)
+
+
+def test_split_disjoint_sizes_and_seeded():
+    tr, va, te = random_node_split(1000, (0.6, 0.2, 0.2), seed=3)
+    assert (tr & va).sum() == 0 and (tr & te).sum() == 0 and (va & te).sum() == 0
+    assert (int(tr.sum()), int(va.sum()), int(te.sum())) == (600, 200, 200)
+    tr2, _, _ = random_node_split(1000, (0.6, 0.2, 0.2), seed=3)
+    tr3, _, _ = random_node_split(1000, (0.6, 0.2, 0.2), seed=4)
+    assert torch.equal(tr, tr2) and not torch.equal(tr, tr3)
+    with pytest.raises(ValueError, match="sum"):
+        random_node_split(10, (0.8, 0.3, 0.1))
+
+
+def test_make_data_warns_on_task_without_positive_in_a_split():
+    ei = np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
+    y = np.zeros((5, 2), dtype=np.uint8)
+    y[:, 0] = [1, 1, 1, 1, 1]
+    y[0, 1] = 1  # a single positive cannot be in all three splits
+    with pytest.warns(UserWarning, match=r"no positive node in"):
+        d = make_multitask_data(ei, y, features="random", num_features=4, split=(0.4, 0.4, 0.2))
+    assert d.y.shape == (5, 2) and d.edge_index.shape[1] == 8  # both directions
+
+
+def test_label_mask_shape_checked():
+    ei = np.array([[0, 1], [1, 2]])
+    y = np.ones((3, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match="label_mask shape"):
+        make_multitask_data(ei, y, features="random", num_features=2, split=(1, 0, 0),
+                            label_mask=np.ones((3, 3), bool))

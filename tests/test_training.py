@@ -1,0 +1,135 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from graphtag.models import SIGN, MultitaskGNN
+from graphtag.training import Trainer, constant_predictor_f1, masked_bce_per_task, multitask_scores
+
+
+def test_masked_bce_equals_hand_computation():
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0], [-3.0, 0.5]])
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    mask = torch.tensor([[True, False], [True, True], [False, False]])
+
+    def bce(z, t):
+        p = 1 / (1 + math.exp(-z))
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+    got = masked_bce_per_task(logits, y, mask)
+    want0 = (bce(0.0, 1) + bce(1.0, 0)) / 2
+    want1 = bce(-1.0, 1) / 1
+    assert torch.allclose(got, torch.tensor([want0, want1]), atol=1e-6)
+    # No mask: plain per-task mean, matching torch's BCE.
+    full = masked_bce_per_task(logits, y)
+    assert torch.allclose(full, F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+                          .mean(0))
+    # A task with no labelled node contributes 0 and no gradient.
+    z = logits.clone().requires_grad_()
+    masked_bce_per_task(z, y, torch.zeros_like(mask)).sum().backward()
+    assert torch.count_nonzero(z.grad) == 0
+
+
+def test_pos_weight_scales_positive_term():
+    z, y = torch.tensor([[0.3]]), torch.tensor([[1.0]])
+    assert torch.allclose(masked_bce_per_task(z, y, pos_weight=torch.tensor([3.0])),
+                          3 * masked_bce_per_task(z, y))
+
+
+def test_scores_skip_tasks_without_positives():
+    y = torch.tensor([[1, 0], [0, 0], [1, 0]])
+    s = torch.tensor([[2.0, 1.0], [-1.0, -1.0], [-2.0, -1.0]])
+    r = multitask_scores(y, s)
+    assert r["num_scored_tasks"] == 1
+    assert math.isclose(r["macro_f1"], 2 / 3)  # precision 1, recall 1/2
+    assert math.isnan(r["per_task_f1"][1])
+
+
+def test_minibatch_shapes(amazon_data):
+    torch.manual_seed(0)
+    model = MultitaskGNN(amazon_data.num_features, 32, amazon_data.y.size(1))
+    tr = Trainer(model, batch_size=64, num_neighbors=(5, 3), progress=False)
+    out, y, lm = next(tr._batches(amazon_data, torch.Generator().manual_seed(0)))
+    assert out.shape == (64, 100) and y.shape == (64, 100) and lm is None
+
+
+def _train(data, seed=0, epochs=6, **kw):
+    torch.manual_seed(seed)
+    model = MultitaskGNN(data.num_features, 64, data.y.size(1))
+    tr = Trainer(model, epochs=epochs, batch_size=256, num_neighbors=(10, 5), lr=0.01,
+                 pos_weight="auto", seed=seed, progress=False, **kw)
+    tr.fit(data)
+    return tr
+
+
+def test_short_training_beats_constant_predictor(amazon_data):
+    tr = _train(amazon_data)
+    val = tr.evaluate(amazon_data, "val")
+    const = constant_predictor_f1(amazon_data.y[amazon_data.val_mask])
+    assert val["macro_f1"] > const + 0.2, (val["macro_f1"], const)
+    assert val["roc_auc"] > 0.9
+    assert len(tr.history_) == 6 and tr.best_epoch_ >= 1
+
+
+def test_training_is_deterministic(amazon_data):
+    a = _train(amazon_data, epochs=2)
+    b = _train(amazon_data, epochs=2)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    assert a.evaluate(amazon_data)["macro_f1"] == b.evaluate(amazon_data)["macro_f1"]
+
+
+def test_resume_after_interruption_gives_same_result(amazon_data, tmp_path):
+    full = _train(amazon_data, epochs=4, checkpoint_dir=tmp_path / "a", patience=None)
+
+    class Stop(Exception):
+        pass
+
+    torch.manual_seed(0)
+    model = MultitaskGNN(amazon_data.num_features, 64, amazon_data.y.size(1))
+    tr = Trainer(model, epochs=4, batch_size=256, num_neighbors=(10, 5), pos_weight="auto",
+                 progress=False, checkpoint_dir=tmp_path / "b", patience=None)
+    orig = tr.evaluate
+    calls = {"n": 0}
+
+    def crash_in_epoch_3(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Stop
+        return orig(*a, **k)
+
+    tr.evaluate = crash_in_epoch_3
+    with pytest.raises(Stop):
+        tr.fit(amazon_data)
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["epoch"] == 2
+    torch.manual_seed(123)  # a fresh process: the RNG state must come from the checkpoint
+    model2 = MultitaskGNN(amazon_data.num_features, 64, amazon_data.y.size(1))
+    tr2 = Trainer(model2, epochs=4, batch_size=256, num_neighbors=(10, 5), pos_weight="auto",
+                  progress=False, checkpoint_dir=tmp_path / "b", patience=None)
+    tr2.fit(amazon_data, resume=True)
+    assert [h["loss"] for h in tr2.history_] == [h["loss"] for h in full.history_]
+    for p, q in zip(model2.parameters(), full.model.parameters(), strict=False):
+        assert torch.equal(p, q)
+
+
+def test_full_batch_and_sign_train(amazon_data):
+    tr = _train(amazon_data, epochs=5, full_batch=True)
+    assert tr.history_[-1]["loss"] < tr.history_[0]["loss"]
+    torch.manual_seed(0)
+    sign = SIGN(amazon_data.num_features, 64, amazon_data.y.size(1), num_hops=2)
+    tr = Trainer(sign, epochs=8, batch_size=256, pos_weight="auto", progress=False)
+    tr.fit(amazon_data)
+    const = constant_predictor_f1(amazon_data.y[amazon_data.val_mask])
+    assert tr.evaluate(amazon_data, "val")["macro_f1"] > const + 0.2
+
+
+def test_fanout_must_match_layers(amazon_data):
+    model = MultitaskGNN(amazon_data.num_features, 16, amazon_data.y.size(1), num_layers=3)
+    with pytest.raises(ValueError, match="one fan-out per layer"):
+        Trainer(model, epochs=1, num_neighbors=(5, 5), progress=False).fit(amazon_data)
+
+
+def test_task_count_mismatch(amazon_data):
+    model = MultitaskGNN(amazon_data.num_features, 16, 7)
+    with pytest.raises(ValueError, match="100 tasks but the model has 7"):
+        Trainer(model, epochs=1, progress=False).fit(amazon_data)
