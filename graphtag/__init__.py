@@ -6,6 +6,8 @@ The package is split by stage: :mod:`graphtag.datasets` (graphs and tasks),
 :mod:`graphtag.projection` (sparse random projections of gradients) and :mod:`graphtag.cli`.
 """
 
+import warnings as _warnings
+
 from graphtag.datasets import (
     MultiLabelMat,
     SNAPCommunities,
@@ -17,6 +19,11 @@ from graphtag.optim import EqualWeighting, LossCombiner
 from graphtag.training import Trainer, multitask_scores, seed_everything
 
 __version__ = "0.1.0"
+
+# torch-sparse's SpMM goes through torch's CSR tensors, which announce themselves on first use;
+# the messages are about torch internals, not about anything a user can act on.
+_warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+_warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 __all__ = [
     "SIGN",

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,11 +257,15 @@ class Trainer:
                 f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
                 f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
             )
-        loader = NeighborLoader(
-            data, num_neighbors=self.num_neighbors, batch_size=self.batch_size,
-            input_nodes=data.train_mask, shuffle=True, generator=gen,
-        )
-        for batch in loader:
+        if "loader" not in self._cache:
+            with warnings.catch_warnings():
+                # pyg-lib has no wheels here; torch-sparse's sampler is the supported fallback.
+                warnings.filterwarnings("ignore", message=".*pyg-lib.*")
+                self._cache["loader"] = NeighborLoader(
+                    data, num_neighbors=self.num_neighbors, batch_size=self.batch_size,
+                    input_nodes=data.train_mask, shuffle=True, generator=gen,
+                )
+        for batch in self._cache["loader"]:
             bs = batch.batch_size
             out = self.model(batch.x.to(dev), batch.edge_index.to(dev))[:bs]
             blm = batch.get("label_mask")
