@@ -1,0 +1,272 @@
+"""Vectorised per-sample gradients of every task's logit, projected on the fly.
+
+For node ``v`` and task ``t`` we need ``g_vt = d logit_t(v) / d theta`` over all parameters
+(10^5-10^7 of them), compressed to ``d`` dimensions by a random projection ``P``. The models'
+heads are linear, ``logit_t = w_t . h(v) + b_t``, so
+
+* encoder part:  ``P_enc g_vt = sum_k w_tk P_enc (d h_k(v) / d theta_enc)``: project the ``H``
+  rows of the encoder Jacobian once per node and mix them with the head weights;
+* head part:     ``d logit_t / d w_t = h(v)`` and ``d logit_t / d b_t = 1``: read off the
+  projection's columns for the head coordinates (precomputed once).
+
+That costs ``H`` reverse passes per node instead of ``T``; when ``T < H`` the per-task Jacobian is
+cheaper and is used instead (``strategy="auto"``). Both run under ``torch.func.vmap`` over a batch
+of nodes, each with its own fixed-size computation tree (:mod:`graphtag.gradients.trees`), never
+one backward per sample.
+
+Gradients are taken in eval mode (no dropout): the function differentiated is the deterministic
+network the affinity stage linearises around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, jacrev, vmap
+from torch_geometric.data import Data
+
+from graphtag.gradients.trees import ComputationTrees, csr_from_edge_index, sample_trees
+from graphtag.models.gnn import MultitaskGNN
+from graphtag.models.heads import MultiLabelHead
+from graphtag.models.sign import SIGN, sign_propagate
+
+__all__ = ["GradientModel", "parameter_layout", "per_sample_gradients_loop"]
+
+
+def parameter_layout(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """``name -> (offset, numel)`` of each trainable parameter in the flattened gradient.
+
+    The order is ``model.named_parameters()``, which fixes the coordinates the projector sees.
+    """
+    out, off = {}, 0
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out[name] = (off, p.numel())
+            off += p.numel()
+    return out
+
+
+def _sage_tree_embed(params: dict[str, Tensor], prefix: str, num_layers: int,
+                     xs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
+    """GraphSAGE (mean aggregation, root weight) on one dense computation tree.
+
+    ``xs[l]``: ``(f1..fl, F)`` features of level ``l``; returns the root embedding ``(H,)``.
+    Equals PyG's ``SAGEConv`` stack on the explicit tree graph (checked by the tests).
+    """
+    h = list(xs)
+    for k in range(num_layers):
+        wl = params[f"{prefix}.convs.{k}.lin_l.weight"]
+        bl = params.get(f"{prefix}.convs.{k}.lin_l.bias")
+        wr = params[f"{prefix}.convs.{k}.lin_r.weight"]
+        new = []
+        for lvl in range(num_layers - k):
+            m = masks[lvl + 1].unsqueeze(-1).to(h[lvl + 1].dtype)
+            agg = (h[lvl + 1] * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+            new.append((F.linear(agg, wl, bl) + F.linear(h[lvl], wr)).relu())
+        h = new
+    return h[0]
+
+
+class GradientModel:
+    """A trained model prepared for per-sample gradient extraction.
+
+    Supports :class:`~graphtag.models.MultitaskGNN` with ``conv="sage"`` (computation trees
+    with ``fanouts``) and :class:`~graphtag.models.SIGN` (its rows are independent), both with a
+    :class:`~graphtag.models.MultiLabelHead`.
+
+    Parameters
+    ----------
+    model
+        The trained model (not modified; its parameters are read).
+    data
+        The graph (``x``, ``edge_index``; for SIGN, ``xs`` or they are propagated here).
+    fanouts
+        Tree fan-out per layer for graph models (default 10 per layer).
+    """
+
+    def __init__(self, model: nn.Module, data: Data, fanouts: Sequence[int] | None = None
+                 ) -> None:
+        if not isinstance(getattr(model, "head", None), MultiLabelHead):
+            raise ValueError("per-sample gradients need a model with a MultiLabelHead "
+                             "(one linear logit per task).")
+        self.model = model.eval()  # gradients of the deterministic network: no dropout
+        self.layout = parameter_layout(model)
+        self.num_params = sum(n for _, n in self.layout.values())
+        self.head_w, self.head_b = "head.lin.weight", "head.lin.bias"
+        self.enc_names = [n for n in self.layout if not n.startswith("head.")]
+        if isinstance(model, MultitaskGNN):
+            if model.encoder.conv_kind != "sage":
+                raise ValueError(
+                    f"per-sample gradients are implemented for conv='sage' and SIGN models, not "
+                    f"conv={model.encoder.conv_kind!r}; train the base model with --model sage "
+                    "or sign."
+                )
+            self.kind = "sage"
+            self.num_layers = model.encoder.num_layers
+            self.fanouts = tuple(fanouts) if fanouts is not None else (10,) * self.num_layers
+            if len(self.fanouts) != self.num_layers:
+                raise ValueError(f"fanouts {self.fanouts} needs one entry per layer "
+                                 f"({self.num_layers}).")
+            self.x = data.x
+            self.rowptr, self.col = csr_from_edge_index(data.edge_index, data.num_nodes)
+        elif isinstance(model, SIGN):
+            self.kind = "sign"
+            xs = data.get("xs")
+            self.xs = xs if xs is not None else sign_propagate(
+                data.x, data.edge_index, model.num_hops, data.num_nodes)
+        else:
+            raise ValueError(f"unsupported model {type(model).__name__}; use MultitaskGNN(sage) "
+                             "or SIGN.")
+
+    # ----------------------------------------------------------------- inputs
+    def inputs(self, nodes: Tensor, generator: torch.Generator | None = None) -> tuple:
+        """Batched per-sample inputs for ``nodes`` (trees are sampled with ``generator``)."""
+        if self.kind == "sign":
+            return (self.xs[nodes].unsqueeze(1),)
+        trees = sample_trees(self.rowptr, self.col, nodes, self.fanouts, generator)
+        return (trees.features(self.x), [m.float() for m in trees.mask], trees)
+
+    def embed_fn(self) -> Callable[..., Tensor]:
+        """``f(params, *per_sample_inputs) -> (H,)`` embedding of one sample."""
+        if self.kind == "sage":
+            nl = self.num_layers
+
+            def f(params, xs, masks):
+                return _sage_tree_embed(params, "encoder", nl, xs, masks)
+            return f
+        model = self.model
+
+        def g(params, xs):  # xs: (1, K+1, F)
+            full = {**dict(model.named_parameters()), **params}
+            return functional_call(_EmbedOnly(model), {f"m.{k}": v for k, v in full.items()},
+                                   (xs,))[0]
+        return g
+
+    def params(self) -> dict[str, Tensor]:
+        return {k: v.detach() for k, v in self.model.named_parameters()}
+
+    # ---------------------------------------------------------------- compute
+    @torch.no_grad()
+    def logits(self, inputs: tuple) -> Tensor:
+        """Base-model logits ``(B, T)`` of the batch (same trees as the gradients)."""
+        f, params = self.embed_fn(), self.params()
+        h = vmap(f, in_dims=(None, 0, 0) if self.kind == "sage" else (None, 0))(
+            params, *inputs[: 2 if self.kind == "sage" else 1])
+        return F.linear(h, params[self.head_w], params[self.head_b])
+
+    def projected_gradients(self, inputs: tuple, projector, strategy: str = "auto",
+                            head_slabs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Projected gradients ``(B, T, d)`` of every task's logit for the batch.
+
+        ``strategy``: ``"encoder"`` (``H`` reverse passes, mix with head weights),
+        ``"per_task"`` (``T`` reverse passes), or ``"auto"`` (the cheaper).
+        """
+        params = self.params()
+        W = params[self.head_w]
+        T, H = W.shape
+        if strategy == "auto":
+            strategy = "encoder" if H < T else "per_task"
+        if strategy not in ("encoder", "per_task"):
+            raise ValueError(
+                f"strategy must be 'auto', 'encoder' or 'per_task' (got {strategy!r}).")
+        f = self.embed_fn()
+        args = inputs[: 2 if self.kind == "sage" else 1]
+        in_dims = (None, *([0] * len(args)))
+        enc = {k: params[k] for k in self.enc_names}
+        rest = {k: v for k, v in params.items() if k not in enc}
+
+        if strategy == "per_task":
+            def logit_fn(p, *a):
+                h = f({**rest, **p}, *a)
+                return F.linear(h, p[self.head_w], p[self.head_b])
+            allp = {**enc, self.head_w: W, self.head_b: params[self.head_b]}
+            jac = vmap(jacrev(logit_fn), in_dims=in_dims)(allp, *args)  # name -> (B, T, *shape)
+            B = next(iter(jac.values())).shape[0]
+            out = None
+            for name, (off, n) in self.layout.items():
+                part = projector.project(jac[name].reshape(B * T, n), offset=off)
+                out = part if out is None else out + part
+            return out.reshape(B, T, -1)
+
+        def emb(p, *a):
+            return f({**rest, **p}, *a)
+        jac = vmap(jacrev(emb), in_dims=in_dims)(enc, *args)  # name -> (B, H, *shape)
+        B = next(iter(jac.values())).shape[0]
+        pj = None
+        for name in self.enc_names:
+            off, n = self.layout[name]
+            part = projector.project(jac[name].reshape(B * H, n), offset=off)
+            pj = part if pj is None else pj + part
+        pj = pj.reshape(B, H, -1)
+        with torch.no_grad():
+            h = vmap(f, in_dims=in_dims)(params, *args)  # (B, H)
+            if head_slabs is None:
+                head_slabs = self.head_slabs(projector)
+            slab_w, slab_b = head_slabs  # (T, H, d), (T, d)
+            g = torch.einsum("th,bhd->btd", W, pj)
+            g += torch.einsum("bh,thd->btd", h, slab_w)
+            g += slab_b.unsqueeze(0)
+        return g
+
+    def head_slabs(self, projector) -> tuple[Tensor, Tensor]:
+        """Projection columns of the head coordinates: ``(T, H, d)`` for the weights and
+        ``(T, d)`` for the biases (computed once with the projector's adjoint)."""
+        W = self.params()[self.head_w]
+        T, H = W.shape
+        d = projector.out_dim
+        eye = torch.eye(d, dtype=W.dtype)
+        ow, nw = self.layout[self.head_w]
+        ob, nb = self.layout[self.head_b]
+        cols_w = projector.transpose(eye, offset=ow, length=nw)  # (d, T*H)
+        cols_b = projector.transpose(eye, offset=ob, length=nb)  # (d, T)
+        return cols_w.T.reshape(T, H, d).contiguous(), cols_b.T.contiguous()
+
+
+class _EmbedOnly(nn.Module):
+    def __init__(self, m: nn.Module) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, xs: Tensor) -> Tensor:
+        return self.m.embed(xs)
+
+
+def per_sample_gradients_loop(gm: GradientModel, inputs: tuple, tasks: Sequence[int] | None = None
+                              ) -> Tensor:
+    """Reference: one ``autograd.grad`` per (sample, task) on the real PyG model.
+
+    For SAGE models each sample's tree is built as an explicit graph and run through the
+    model's own ``SAGEConv`` layers, so this also checks the dense tree forward. Returns the
+    full (unprojected) gradients ``(B, len(tasks), num_params)``.
+    """
+    model = gm.model
+    was = model.training
+    model.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        if gm.kind == "sage":
+            trees: ComputationTrees = inputs[2]
+            B = trees.batch_size
+        else:
+            B = inputs[0].shape[0]
+        T = model.num_tasks
+        tasks = list(range(T)) if tasks is None else list(tasks)
+        out = torch.zeros(B, len(tasks), gm.num_params, dtype=params[0].dtype)
+        for i in range(B):
+            if gm.kind == "sage":
+                ids, ei = trees.tree_graph(i)
+                logits = model(gm.x[ids], ei)[0]
+            else:
+                logits = model(inputs[0][i])[0]
+            for j, t in enumerate(tasks):
+                grads = torch.autograd.grad(logits[t], params, retain_graph=True,
+                                            allow_unused=True)
+                out[i, j] = torch.cat([
+                    (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                    for g, p in zip(grads, params, strict=True)])
+    finally:
+        model.train(was)
+    return out
