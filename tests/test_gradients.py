@@ -9,6 +9,7 @@ from graphtag.gradients import (
     StoreMismatchError,
     collect_gradients,
     csr_from_edge_index,
+    kronecker_projector,
     per_sample_gradients_loop,
     sample_trees,
 )
@@ -65,6 +66,9 @@ def test_vectorised_equals_per_sample_loop(data, kind, strategy):
     full = per_sample_gradients_loop(gm, inp)  # (B, T, p), one autograd.grad each
     want = P.project(full.reshape(-1, gm.num_params)).reshape(got.shape)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+    # Bounded memory: one sample's Jacobian at a time gives the same numbers.
+    tiny = gm.projected_gradients(inp, P, strategy=strategy, max_jacobian_mb=1e-9)
+    assert torch.allclose(tiny, got, atol=1e-6)
     # The base logits come from the same trees.
     with torch.no_grad():
         if kind == "sign":
@@ -73,6 +77,25 @@ def test_vectorised_equals_per_sample_loop(data, kind, strategy):
             ref = torch.stack([model(data.x[ids], ei)[0] for ids, ei in
                                (inp[2].tree_graph(i) for i in range(5))])
     assert torch.allclose(gm.logits(inp), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sage2", "sage3", "sign"])
+def test_factored_equals_loop_with_the_same_kronecker_projector(data, kind):
+    torch.manual_seed(1)
+    if kind == "sign":
+        model, fan = SIGN(8, 6, 6, num_hops=2), None
+    else:
+        layers = int(kind[-1])
+        model, fan = MultitaskGNN(8, 6, 6, num_layers=layers), (3,) * layers
+    gm = GradientModel(model, data, fan)
+    P = kronecker_projector(model, 64, nnz=2, seed=5)
+    inp = gm.inputs(torch.tensor([3, 299, 8, 9]), torch.Generator().manual_seed(2))
+    got = gm.projected_gradients(inp, P)  # auto -> factored: no weight gradient materialised
+    full = per_sample_gradients_loop(gm, inp)
+    want = P.project(full.reshape(-1, gm.num_params)).reshape(got.shape)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="KroneckerProjector"):
+        gm.projected_gradients(inp, P, strategy="per_task")
 
 
 def _store(data, model, P, path, **kw):

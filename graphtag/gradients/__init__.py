@@ -1,6 +1,11 @@
 """Per-sample gradients of each task's logit, projected, and their on-disk store."""
 
-from graphtag.gradients.persample import GradientModel, parameter_layout, per_sample_gradients_loop
+from graphtag.gradients.persample import (
+    GradientModel,
+    kronecker_projector,
+    parameter_layout,
+    per_sample_gradients_loop,
+)
 from graphtag.gradients.store import (
     GradientStore,
     StoreMismatchError,
@@ -16,6 +21,7 @@ __all__ = [
     "StoreMismatchError",
     "collect_gradients",
     "csr_from_edge_index",
+    "kronecker_projector",
     "model_fingerprint",
     "parameter_layout",
     "per_sample_gradients_loop",

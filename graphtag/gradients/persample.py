@@ -32,8 +32,14 @@ from graphtag.gradients.trees import ComputationTrees, csr_from_edge_index, samp
 from graphtag.models.gnn import MultitaskGNN
 from graphtag.models.heads import MultiLabelHead
 from graphtag.models.sign import SIGN, sign_propagate
+from graphtag.projection.kronecker import KroneckerProjector
 
-__all__ = ["GradientModel", "parameter_layout", "per_sample_gradients_loop"]
+__all__ = [
+    "GradientModel",
+    "kronecker_projector",
+    "parameter_layout",
+    "per_sample_gradients_loop",
+]
 
 
 def parameter_layout(model: nn.Module) -> dict[str, tuple[int, int]]:
@@ -47,6 +53,14 @@ def parameter_layout(model: nn.Module) -> dict[str, tuple[int, int]]:
             out[name] = (off, p.numel())
             off += p.numel()
     return out
+
+
+def kronecker_projector(model: nn.Module, out_dim: int = 256, nnz: int = 4, seed: int = 0,
+                        backend: str = "auto") -> KroneckerProjector:
+    """A :class:`~graphtag.projection.KroneckerProjector` over ``model``'s trainable
+    parameters, for ``strategy="factored"`` (the fast path)."""
+    return KroneckerProjector([tuple(p.shape) for p in model.parameters() if p.requires_grad],
+                              out_dim, nnz=nnz, seed=seed, backend=backend)
 
 
 def _sage_tree_embed(params: dict[str, Tensor], prefix: str, num_layers: int,
@@ -68,6 +82,48 @@ def _sage_tree_embed(params: dict[str, Tensor], prefix: str, num_layers: int,
             new.append((F.linear(agg, wl, bl) + F.linear(h[lvl], wr)).relu())
         h = new
     return h[0]
+
+
+def _sage_tree_apps(params: dict[str, Tensor], num_layers: int, xs: Sequence[Tensor],
+                    masks: Sequence[Tensor], eps: dict[str, Tensor]
+                    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    """:func:`_sage_tree_embed` with a zero perturbation ``eps`` added to every layer output.
+
+    The Jacobian with respect to ``eps["k.l"]`` is the back-propagated signal at layer ``k``'s
+    output for the tree level ``l``; the returned activations are that layer's inputs
+    (aggregated neighbours, root features), so weight gradients are their outer products.
+    """
+    h = list(xs)
+    acts: dict[str, tuple[Tensor, Tensor]] = {}
+    for k in range(num_layers):
+        wl = params[f"encoder.convs.{k}.lin_l.weight"]
+        bl = params.get(f"encoder.convs.{k}.lin_l.bias")
+        wr = params[f"encoder.convs.{k}.lin_r.weight"]
+        new = []
+        for lvl in range(num_layers - k):
+            m = masks[lvl + 1].unsqueeze(-1).to(h[lvl + 1].dtype)
+            agg = (h[lvl + 1] * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+            name = f"{k}.{lvl}"
+            pre = F.linear(agg, wl, bl) + F.linear(h[lvl], wr) + eps[name]
+            acts[name] = (agg, h[lvl])
+            new.append(pre.relu())
+        h = new
+    return h[0], acts
+
+
+def _sign_apps(params: dict[str, Tensor], num_hops: int, xs: Tensor, eps: dict[str, Tensor]
+               ) -> tuple[Tensor, dict[str, Tensor]]:
+    """SIGN's embedding of one sample ``xs`` ``(K+1, F)`` with output perturbations (eval)."""
+    acts: dict[str, Tensor] = {}
+    parts = []
+    for k in range(num_hops + 1):
+        parts.append(F.linear(xs[k], params[f"hops.{k}.weight"], params[f"hops.{k}.bias"])
+                     + eps[f"hop{k}"])
+        acts[f"hop{k}"] = xs[k]
+    hcat = torch.cat(parts).relu()
+    acts["mix"] = hcat
+    out = F.linear(hcat, params["mix.weight"], params["mix.bias"]) + eps["mix"]
+    return out.relu(), acts
 
 
 class GradientModel:
@@ -158,20 +214,50 @@ class GradientModel:
         return F.linear(h, params[self.head_w], params[self.head_b])
 
     def projected_gradients(self, inputs: tuple, projector, strategy: str = "auto",
-                            head_slabs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                            head_slabs: tuple[Tensor, Tensor] | None = None,
+                            max_jacobian_mb: float = 256.0) -> Tensor:
         """Projected gradients ``(B, T, d)`` of every task's logit for the batch.
 
         ``strategy``: ``"encoder"`` (``H`` reverse passes, mix with head weights),
-        ``"per_task"`` (``T`` reverse passes), or ``"auto"`` (the cheaper).
+        ``"per_task"`` (``T`` reverse passes), or ``"auto"`` (the cheaper). The per-sample
+        Jacobians are materialised for as many samples at a time as fit in
+        ``max_jacobian_mb`` (at least one), so memory stays bounded for any batch size.
         """
+        W = self.model.head.lin.weight
+        T, H = W.shape
+        factored = isinstance(projector, KroneckerProjector)
+        if strategy == "auto":
+            strategy = "factored" if factored else ("encoder" if H < T else "per_task")
+        if strategy not in ("encoder", "per_task", "factored"):
+            raise ValueError(f"strategy must be 'auto', 'encoder', 'per_task' or 'factored' "
+                             f"(got {strategy!r}).")
+        if (strategy == "factored") != factored:
+            raise ValueError("strategy='factored' goes with a KroneckerProjector, and a "
+                             "KroneckerProjector with strategy 'factored' or 'auto'.")
+        if factored:
+            if projector.shapes != [tuple(p.shape) for p in self.model.parameters()]:
+                raise ValueError("the KroneckerProjector's blocks do not match the model's "
+                                 "parameters; build it with kronecker_projector(model, ...).")
+            return self._factored(inputs, projector)
+        rows = H if strategy == "encoder" else T
+        per_sample = rows * self.num_params * W.element_size()
+        micro = max(1, int(max_jacobian_mb * 2**20 // per_sample))
+        B = inputs[0].shape[0] if self.kind == "sign" else inputs[0][0].shape[0]
+        if micro >= B:
+            return self._projected(inputs, projector, strategy, head_slabs)
+        if head_slabs is None and strategy == "encoder":
+            head_slabs = self.head_slabs(projector)
+        parts = []
+        for s in range(0, B, micro):
+            sub = _slice_inputs(inputs, s, s + micro, self.kind)
+            parts.append(self._projected(sub, projector, strategy, head_slabs))
+        return torch.cat(parts)
+
+    def _projected(self, inputs: tuple, projector, strategy: str,
+                   head_slabs: tuple[Tensor, Tensor] | None) -> Tensor:
         params = self.params()
         W = params[self.head_w]
         T, H = W.shape
-        if strategy == "auto":
-            strategy = "encoder" if H < T else "per_task"
-        if strategy not in ("encoder", "per_task"):
-            raise ValueError(
-                f"strategy must be 'auto', 'encoder' or 'per_task' (got {strategy!r}).")
         f = self.embed_fn()
         args = inputs[: 2 if self.kind == "sage" else 1]
         in_dims = (None, *([0] * len(args)))
@@ -211,6 +297,87 @@ class GradientModel:
             g += slab_b.unsqueeze(0)
         return g
 
+    def _factored(self, inputs: tuple, projector: KroneckerProjector) -> Tensor:
+        """Per-sample projected gradients without materialising any weight gradient.
+
+        One vectorised reverse pass per task gives the back-propagated signal at each
+        linear layer's output (the Jacobian w.r.t. a zero perturbation of that output);
+        weight-gradient sketches are then outer products of factor sketches
+        (:meth:`KroneckerProjector.project_outer`).
+        """
+        params = self.params()
+        names = list(self.layout)
+        block = {n: i for i, n in enumerate(names)}
+        wh, bh = params[self.head_w], params[self.head_b]
+        T = wh.shape[0]
+        if self.kind == "sage":
+            xs, masks = inputs[0], inputs[1]
+            B = xs[0].shape[0]
+            eps = {}
+            for k in range(self.num_layers):
+                out = params[f"encoder.convs.{k}.lin_l.weight"].shape[0]
+                for lvl in range(self.num_layers - k):
+                    eps[f"{k}.{lvl}"] = xs[0].new_zeros(*masks[lvl].shape, out)
+            nl = self.num_layers
+
+            def fn(e, x, m):
+                h, acts = _sage_tree_apps(params, nl, x, m, e)
+                return F.linear(h, wh, bh) + e["head"], (acts, h)
+            args = (xs, masks)
+        else:
+            xs = inputs[0][:, 0]  # (B, K+1, F)
+            B = xs.shape[0]
+            K = self.model.num_hops
+            H1 = params["hops.0.weight"].shape[0]
+            eps = {f"hop{k}": xs.new_zeros(B, H1) for k in range(K + 1)}
+            eps["mix"] = xs.new_zeros(B, params["mix.weight"].shape[0])
+
+            def fn(e, x):
+                h, acts = _sign_apps(params, K, x, e)
+                return F.linear(h, wh, bh) + e["head"], (acts, h)
+            args = (xs,)
+        eps["head"] = xs[0].new_zeros(B, T) if self.kind == "sage" else xs.new_zeros(B, T)
+        jac, (acts, h) = vmap(jacrev(fn, has_aux=True))(eps, *args)  # name -> (B, T, *shape)
+
+        def flat(t: Tensor, lead: int) -> Tensor:  # (B, [T,] n..., c) -> (B, [T,] n, c)
+            return t.reshape(*t.shape[:lead], -1, t.shape[-1])
+
+        # (block, delta (B,T,n,o), act (B,n,i)) for weights; (block, summed delta) for biases.
+        outers: list[tuple[int, Tensor, Tensor]] = []
+        biases: dict[int, Tensor] = {}
+
+        def add_bias(name: str, delta: Tensor) -> None:
+            b = block[name]
+            s = delta.sum(2)
+            biases[b] = biases[b] + s if b in biases else s
+
+        if self.kind == "sage":
+            for name, (agg, hroot) in acts.items():
+                k = name.split(".")[0]
+                d = flat(jac[name], 2)
+                outers.append((block[f"encoder.convs.{k}.lin_l.weight"], d, flat(agg, 1)))
+                outers.append((block[f"encoder.convs.{k}.lin_r.weight"], d, flat(hroot, 1)))
+                if f"encoder.convs.{k}.lin_l.bias" in block:
+                    add_bias(f"encoder.convs.{k}.lin_l.bias", d)
+        else:
+            for name, a in acts.items():
+                prefix = f"hops.{name[3:]}" if name.startswith("hop") else "mix"
+                d = jac[name].unsqueeze(2)
+                outers.append((block[f"{prefix}.weight"], d, a.unsqueeze(1)))
+                add_bias(f"{prefix}.bias", d)
+        dh = jac["head"].unsqueeze(2)  # (B, T, 1, T): the identity
+        outers.append((block[self.head_w], dh, h.unsqueeze(1)))
+        add_bias(self.head_b, dh)
+
+        with torch.no_grad():
+            g = None
+            for b, d, a in outers:
+                part = projector.project_outer(b, d.detach(), a.detach())
+                g = part if g is None else g + part
+            for b, s in biases.items():
+                g += projector.project_block(b, s.reshape(B * T, -1).detach()).reshape(B, T, -1)
+        return g
+
     def head_slabs(self, projector) -> tuple[Tensor, Tensor]:
         """Projection columns of the head coordinates: ``(T, H, d)`` for the weights and
         ``(T, d)`` for the biases (computed once with the projector's adjoint)."""
@@ -223,6 +390,13 @@ class GradientModel:
         cols_w = projector.transpose(eye, offset=ow, length=nw)  # (d, T*H)
         cols_b = projector.transpose(eye, offset=ob, length=nb)  # (d, T)
         return cols_w.T.reshape(T, H, d).contiguous(), cols_b.T.contiguous()
+
+
+def _slice_inputs(inputs: tuple, lo: int, hi: int, kind: str) -> tuple:
+    if kind == "sign":
+        return (inputs[0][lo:hi],)
+    xs, masks = inputs[0], inputs[1]
+    return ([x[lo:hi] for x in xs], [m[lo:hi] for m in masks])
 
 
 class _EmbedOnly(nn.Module):

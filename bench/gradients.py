@@ -1,0 +1,128 @@
+"""Projected per-sample gradients per second: vectorised vs the per-sample autograd loop.
+
+Usage::
+
+    python bench/gradients.py                    # com-DBLP top-100 from ../shared/data
+    python bench/gradients.py --dataset amazon-top100 --loop-nodes 4 --vec-nodes 64   # quick
+
+For each model (SIGN and 2-layer GraphSAGE) the same nodes and trees go through
+``GradientModel.projected_gradients`` (torch.func vmap over the batch) and through
+``per_sample_gradients_loop`` (one ``autograd.grad`` per (node, task), as the Grad-TAG public
+code does) followed by the same sparse projection. A "sample" is one (node, task) gradient.
+Prints a markdown table for ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from graphtag.datasets import SNAPCommunities
+from graphtag.gradients import GradientModel, kronecker_projector, per_sample_gradients_loop
+from graphtag.models import SIGN, MultitaskGNN
+from graphtag.projection import SparseProjector
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load(name: str, root: Path, shared: Path):
+    if name == "dblp":
+        raw = root / "dblp" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for f in ("com-dblp.ungraph.txt.gz", "com-dblp.top5000.cmty.txt"):
+            if not (raw / f).exists():
+                shutil.copy(shared / "snap-com-dblp" / f, raw / f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SNAPCommunities(root, name, 100, log=False)[0]
+
+
+def timeit(fn, repeat: int = 3) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return sorted(ts)[len(ts) // 2]
+
+
+def bench_model(label, model, data, nodes, T, args) -> None:
+    """One model's table rows: the same nodes and trees through each path."""
+    gm = GradientModel(model, data, args.fanouts[:2] if isinstance(model, MultitaskGNN)
+                       else None)
+    sparse = SparseProjector(gm.num_params, args.dim, nnz=8, seed=0)
+    kron = kronecker_projector(model, args.dim, nnz=4, seed=0)
+    slabs = gm.head_slabs(sparse)
+    gen = torch.Generator().manual_seed(0)
+    vec_nodes = nodes[: args.vec_nodes]
+    batches = [gm.inputs(vec_nodes[s : s + args.batch_size], gen)
+               for s in range(0, vec_nodes.numel(), args.batch_size)]
+    loop_inp = gm.inputs(nodes[: args.loop_nodes], torch.Generator().manual_seed(1))
+
+    def loop(P, loop_inp=loop_inp):
+        full = per_sample_gradients_loop(gm, loop_inp)
+        P.project(full.reshape(-1, gm.num_params))
+
+    # The Grad-TAG public code's projection: a dense float64 Gaussian p x d matrix.
+    R = torch.randn(gm.num_params, args.dim, dtype=torch.float64) / args.dim**0.5
+
+    def loop_dense(loop_inp=loop_inp, R=R):
+        full = per_sample_gradients_loop(gm, loop_inp)
+        full.reshape(-1, gm.num_params).double() @ R
+    rate = {"dense": args.loop_nodes * T / timeit(loop_dense, repeat=1)}
+    del R
+    rate["sparse"] = args.loop_nodes * T / timeit(lambda: loop(sparse), repeat=1)
+    rate["kron"] = args.loop_nodes * T / timeit(lambda: loop(kron), repeat=1)
+    for strategy, P, pname in (("encoder", sparse, "sparse"), ("per_task", sparse, "sparse"),
+                               ("factored", kron, "kron")):
+        def vec(strategy=strategy, P=P):
+            for inp in batches:
+                gm.projected_gradients(inp, P, strategy,
+                                       head_slabs=slabs if P is sparse else None)
+        vec_rate = vec_nodes.numel() * T / timeit(vec, repeat=1)
+        what = "SJLT" if pname == "sparse" else "Kronecker SJLT"
+        print(f"| {label} | {gm.num_params:,} | {strategy} ({what}) | {vec_rate:,.0f} | "
+              f"{rate[pname]:,.0f} | {rate['dense']:,.0f} | {vec_rate / rate[pname]:.1f}x | "
+              f"{vec_rate / rate['dense']:.1f}x |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="dblp")
+    ap.add_argument("--root", default=str(REPO / "data"))
+    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=256, help="projection dimension d")
+    ap.add_argument("--fanouts", type=int, nargs="+", default=[10, 5])
+    ap.add_argument("--vec-nodes", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--loop-nodes", type=int, default=8)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    data = load(args.dataset, Path(args.root), Path(args.shared))
+    T = data.y.size(1)
+    nodes = data.train_mask.nonzero().flatten()
+    torch.manual_seed(0)
+    models = {
+        "SIGN (2 hops)": SIGN(data.num_features, args.hidden, T, num_hops=2),
+        "SAGE (2 layers)": MultitaskGNN(data.num_features, args.hidden, T, num_layers=2),
+    }
+    print(f"{args.dataset}: {data.num_nodes:,} nodes, {T} tasks; hidden {args.hidden}, "
+          f"d = {args.dim}, tree fan-outs {args.fanouts}, {torch.get_num_threads()} threads\n")
+    print("| model | params p | strategy (projector) | vectorised samples/s | loop samples/s, "
+          "same projector | loop + dense f64 samples/s | vs loop | vs loop + dense f64 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, model in models.items():
+        bench_model(label, model, data, nodes, T, args)
+
+
+if __name__ == "__main__":
+    main()
