@@ -61,7 +61,11 @@ ext_modules, cmdclass = _extensions()
 setup(
     packages=[*find_packages(include=["graphtag", "graphtag.*"]), "graphtag.bundled"],
     package_dir={"graphtag.bundled": "datasets"},
-    package_data={"graphtag.bundled": ["*/*.gz", "*/*.md", "*.md"]},
+    package_data={
+        "graphtag.bundled": ["*/*.gz", "*/*.md", "*.md"],
+        # Sources ship so the projector can JIT-compile where the wheel has no binary.
+        "graphtag.projection": ["csrc/*.cpp", "csrc/*.h", "csrc/*.cu"],
+    },
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )
