@@ -16,31 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
-import warnings
 from pathlib import Path
 
 import torch
+from _data import REPO, load
 
-from graphtag.datasets import SNAPCommunities
 from graphtag.gradients import GradientModel, kronecker_projector, per_sample_gradients_loop
 from graphtag.models import SIGN, MultitaskGNN
 from graphtag.projection import SparseProjector
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load(name: str, root: Path, shared: Path):
-    if name == "dblp":
-        raw = root / "dblp" / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        for f in ("com-dblp.ungraph.txt.gz", "com-dblp.top5000.cmty.txt"):
-            if not (raw / f).exists():
-                shutil.copy(shared / "snap-com-dblp" / f, raw / f)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return SNAPCommunities(root, name, 100, log=False)[0]
 
 
 def timeit(fn, repeat: int = 3) -> float:

@@ -13,35 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
+from _data import REPO, load
 
-from graphtag.datasets import SNAPCommunities
 from graphtag.models import MultitaskGNN
 from graphtag.training import Trainer, seed_everything
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load(name: str, root: Path, shared: Path):
-    if name == "dblp":
-        raw = root / "dblp" / "raw"
-        src = shared / "snap-com-dblp"
-        if not src.is_dir():
-            return None
-        raw.mkdir(parents=True, exist_ok=True)
-        for f in ("com-dblp.ungraph.txt.gz", "com-dblp.top5000.cmty.txt"):
-            if not (raw / f).exists():
-                shutil.copy(src / f, raw / f)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return SNAPCommunities(root, name, 100, log=False)[0]
 
 
 def epoch_times(data, *, full_batch: bool, epochs: int, hidden: int, seed: int):

@@ -63,35 +63,19 @@ def kronecker_projector(model: nn.Module, out_dim: int = 256, nnz: int = 4, seed
                               out_dim, nnz=nnz, seed=seed, backend=backend)
 
 
-def _sage_tree_embed(params: dict[str, Tensor], prefix: str, num_layers: int,
-                     xs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
+def _sage_tree_apps(params: dict[str, Tensor], num_layers: int, xs: Sequence[Tensor],
+                    masks: Sequence[Tensor], eps: dict[str, Tensor] | None = None
+                    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
     """GraphSAGE (mean aggregation, root weight) on one dense computation tree.
 
-    ``xs[l]``: ``(f1..fl, F)`` features of level ``l``; returns the root embedding ``(H,)``.
-    Equals PyG's ``SAGEConv`` stack on the explicit tree graph (checked by the tests).
-    """
-    h = list(xs)
-    for k in range(num_layers):
-        wl = params[f"{prefix}.convs.{k}.lin_l.weight"]
-        bl = params.get(f"{prefix}.convs.{k}.lin_l.bias")
-        wr = params[f"{prefix}.convs.{k}.lin_r.weight"]
-        new = []
-        for lvl in range(num_layers - k):
-            m = masks[lvl + 1].unsqueeze(-1).to(h[lvl + 1].dtype)
-            agg = (h[lvl + 1] * m).sum(-2) / m.sum(-2).clamp_min(1.0)
-            new.append((F.linear(agg, wl, bl) + F.linear(h[lvl], wr)).relu())
-        h = new
-    return h[0]
+    ``xs[l]``: ``(f1..fl, F)`` features of level ``l``; returns the root embedding ``(H,)``
+    and each layer application's inputs. Equals PyG's ``SAGEConv`` stack on the explicit tree
+    graph (checked by the tests).
 
-
-def _sage_tree_apps(params: dict[str, Tensor], num_layers: int, xs: Sequence[Tensor],
-                    masks: Sequence[Tensor], eps: dict[str, Tensor]
-                    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
-    """:func:`_sage_tree_embed` with a zero perturbation ``eps`` added to every layer output.
-
-    The Jacobian with respect to ``eps["k.l"]`` is the back-propagated signal at layer ``k``'s
-    output for the tree level ``l``; the returned activations are that layer's inputs
-    (aggregated neighbours, root features), so weight gradients are their outer products.
+    With ``eps``, a zero perturbation is added to every layer output: the Jacobian with
+    respect to ``eps["k.l"]`` is the back-propagated signal at layer ``k``'s output for tree
+    level ``l``, and the returned activations are that layer's inputs (aggregated neighbours,
+    root features), so weight gradients are their outer products.
     """
     h = list(xs)
     acts: dict[str, tuple[Tensor, Tensor]] = {}
@@ -104,7 +88,9 @@ def _sage_tree_apps(params: dict[str, Tensor], num_layers: int, xs: Sequence[Ten
             m = masks[lvl + 1].unsqueeze(-1).to(h[lvl + 1].dtype)
             agg = (h[lvl + 1] * m).sum(-2) / m.sum(-2).clamp_min(1.0)
             name = f"{k}.{lvl}"
-            pre = F.linear(agg, wl, bl) + F.linear(h[lvl], wr) + eps[name]
+            pre = F.linear(agg, wl, bl) + F.linear(h[lvl], wr)
+            if eps is not None:
+                pre = pre + eps[name]
             acts[name] = (agg, h[lvl])
             new.append(pre.relu())
         h = new
@@ -191,7 +177,7 @@ class GradientModel:
             nl = self.num_layers
 
             def f(params, xs, masks):
-                return _sage_tree_embed(params, "encoder", nl, xs, masks)
+                return _sage_tree_apps(params, nl, xs, masks)[0]
             return f
         model = self.model
 
