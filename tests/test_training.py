@@ -133,3 +133,42 @@ def test_task_count_mismatch(amazon_data):
     model = MultitaskGNN(amazon_data.num_features, 16, 7)
     with pytest.raises(ValueError, match="100 tasks but the model has 7"):
         Trainer(model, epochs=1, progress=False).fit(amazon_data)
+
+
+def test_label_mask_excludes_unknown_labels_from_scores_and_training(amazon_data):
+    y = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
+    s = torch.tensor([[2.0, -1.0], [-1.0, -3.0], [-2.0, 1.0], [3.0, 2.0]])
+    mask = torch.tensor([[True, False], [True, True], [True, True], [False, True]])
+    r = multitask_scores(y, s, mask)
+    # Task 0 over rows 0-2: TP 1, FN 1 -> F1 2/3; task 1 over rows 1-3: TP 1, FN 1, FP 1 -> 1/2.
+    assert r["per_task_f1"] == pytest.approx([2 / 3, 1 / 2])
+    d = amazon_data.clone()
+    lm = torch.rand(d.y.shape, generator=torch.Generator().manual_seed(0)) > 0.3
+    d.label_mask = lm
+    torch.manual_seed(0)
+    model = MultitaskGNN(d.num_features, 32, d.y.size(1))
+    tr = Trainer(model, epochs=2, batch_size=256, num_neighbors=(5, 5), progress=False).fit(d)
+    _out, yb, lmb = next(tr._batches(d, torch.Generator().manual_seed(0)))
+    assert lmb is not None and lmb.shape == yb.shape
+    logits = tr.predict_logits(d)
+    ev = tr.evaluate(d, "val", logits)
+    vm = d.val_mask
+    assert ev["macro_f1"] == multitask_scores(d.y[vm], logits[vm], lm[vm])["macro_f1"]
+
+
+def test_evaluating_another_graph_uses_that_graph(amazon_data):
+    torch.manual_seed(0)
+    model = MultitaskGNN(amazon_data.num_features, 16, amazon_data.y.size(1))
+    tr = Trainer(model, epochs=1, batch_size=256, num_neighbors=(5, 5), progress=False)
+    tr.fit(amazon_data)
+    other = amazon_data.clone()
+    other.edge_index = other.edge_index[:, : other.edge_index.size(1) // 2].clone()
+    a, b = tr.predict_logits(amazon_data), tr.predict_logits(other)
+    from torch_sparse import SparseTensor
+
+    n = other.num_nodes
+    adj = SparseTensor.from_edge_index(other.edge_index, sparse_sizes=(n, n)).t()
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(b, model.inference(other.x, adj), atol=1e-5)
+    assert not torch.allclose(a, b)

@@ -167,7 +167,8 @@ class Trainer:
     def _sign_inputs(self, data: Data) -> Tensor:
         xs = data.get("xs")
         if xs is None:
-            key = "xs"
+            # Keyed by the graph object: a trainer may evaluate graphs other than its own.
+            key = ("xs", id(data.edge_index), id(data.x))
             if key not in self._cache:
                 self._cache[key] = sign_propagate(
                     data.x, data.edge_index, self.model.num_hops, data.num_nodes
@@ -176,12 +177,13 @@ class Trainer:
         return xs
 
     def _adj_t(self, data: Data) -> SparseTensor:
-        if "adj_t" not in self._cache:
+        key = ("adj_t", id(data.edge_index))
+        if key not in self._cache:
             n = data.num_nodes
-            self._cache["adj_t"] = SparseTensor.from_edge_index(
+            self._cache[key] = SparseTensor.from_edge_index(
                 data.edge_index, sparse_sizes=(n, n)
             ).t().to(self.device)
-        return self._cache["adj_t"]
+        return self._cache[key]
 
     def _pos_weight(self, data: Data) -> Tensor | None:
         if self.pos_weight is None:
