@@ -1,0 +1,14 @@
+"""Grad-TAG task affinity: sampled task subsets, batched linearised fits, affinity matrix."""
+
+from graphtag.affinity.regression import fit_subsets, linearized_logits
+from graphtag.affinity.scores import affinity_matrix, task_scores
+from graphtag.affinity.subsets import sample_subsets, subset_coverage
+
+__all__ = [
+    "affinity_matrix",
+    "fit_subsets",
+    "linearized_logits",
+    "sample_subsets",
+    "subset_coverage",
+    "task_scores",
+]
