@@ -3,7 +3,9 @@
 The package is split by stage: :mod:`graphtag.datasets` (graphs and tasks),
 :mod:`graphtag.models` (multitask GNNs, SIGN, task heads), :mod:`graphtag.training`
 (minibatch training and evaluation), :mod:`graphtag.optim` (how per-task losses combine),
-:mod:`graphtag.projection` (sparse random projections of gradients) and :mod:`graphtag.cli`.
+:mod:`graphtag.projection` (sparse random projections), :mod:`graphtag.gradients`
+(projected per-sample gradients), :mod:`graphtag.affinity` (Grad-TAG subset regressions and
+task affinity) and :mod:`graphtag.cli`.
 """
 
 import warnings as _warnings
