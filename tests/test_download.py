@@ -97,5 +97,11 @@ def test_snap_dataset_uses_files_on_disk_and_rejects_unknown(tmp_path):
     ds = SNAPCommunities(tmp_path, "mine", num_tasks=2, features="random", num_features=4,
                          split=(0.5, 0.25, 0.25), log=False)
     assert ds[0].y.shape == (4, 2)
+    # Another community file in the same folder is processed on its own, not served from cache.
+    (raw / "com-mine.all.cmty.txt").write_text("0\t1\t2\n2\t3\n0\t3\n")
+    all_ds = SNAPCommunities(tmp_path, "mine", num_tasks=3, communities="all",
+                             features="random", num_features=4, split=(0.5, 0.25, 0.25),
+                             log=False)
+    assert all_ds[0].y.shape == (4, 3)
     with pytest.raises(FileNotFoundError, match="no download source"):
         SNAPCommunities(tmp_path, "unknown-graph", log=False)

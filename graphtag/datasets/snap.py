@@ -184,7 +184,8 @@ class SNAPCommunities(InMemoryDataset):
     def processed_file_names(self) -> list[str]:
         split = "-".join(f"{f:g}" for f in self.split)
         return [
-            f"tasks{self.num_tasks_requested}_{'induced' if self.induced else 'full'}_"
+            f"{self.communities}_tasks{self.num_tasks_requested}_"
+            f"{'induced' if self.induced else 'full'}_"
             f"{self.features}{self.num_features_requested}_split{split}_seed{self.seed}.pt"
         ]
 
