@@ -79,6 +79,10 @@ class Trainer:
         Early-stopping patience in epochs (``None``: never stop early).
     combiner
         How per-task losses become the update; default :class:`~graphtag.optim.EqualWeighting`.
+        If it has ``needs_representation = True``, its ``backward`` also gets ``rep=``: the
+        input of ``model.head`` for the loss rows (captured by a forward pre-hook, so the
+        forward pass is unchanged). If it defines ``after_step(model)``, that is called after
+        every optimiser step.
     pos_weight
         ``None``, a float, or ``"auto"`` (per task ``#neg / #pos`` on the training nodes,
         clipped to ``[1, 50]``), weighting positives in the BCE to counter rare labels.
@@ -143,6 +147,10 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
         self._cache: dict[str, Any] = {}
+        # Representation capture for combiners that need it (see _capture_representation).
+        self._rep_capture = False
+        self._rep_rows: Any = None
+        self._rep: Tensor | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -155,6 +163,41 @@ class Trainer:
             return list(enc.parameters())
         head_ids = {id(p) for p in getattr(self.model, "head", nn.Module()).parameters()}
         return [p for p in self.model.parameters() if id(p) not in head_ids]
+
+    def _capture_representation(self):
+        """Register a forward pre-hook on ``model.head`` that records its input.
+
+        The hook also restricts the head's input to the loss rows (``self._rep_rows``, set by
+        :meth:`_forward_rows`), so the representation handed to the combiner has only the
+        rows whose gradients are nonzero (seed nodes, training nodes).
+        """
+        head = getattr(self.model, "head", None)
+        if not isinstance(head, nn.Module):
+            raise ValueError(
+                f"{self.combiner!r} needs the shared representation, i.e. a model with a "
+                f".head module (MultitaskGNN, SIGN); {type(self.model).__name__} has none."
+            )
+
+        def hook(module: nn.Module, args: tuple) -> tuple | None:
+            if not torch.is_grad_enabled():  # inference: leave it alone
+                return None
+            h = args[0]
+            if self._rep_rows is not None:
+                h = h[self._rep_rows]
+            self._rep = h
+            return (h, *args[1:])
+
+        return head.register_forward_pre_hook(hook)
+
+    def _forward_rows(self, forward, rows) -> Tensor:
+        """``forward()[rows]``; with representation capture the head only sees ``rows``."""
+        if not self._rep_capture:
+            return forward()[rows]
+        self._rep_rows = rows
+        try:
+            return forward()
+        finally:
+            self._rep_rows = None
 
     def _check_data(self, data: Data) -> None:
         for key in ("x", "y", "train_mask", "val_mask"):
@@ -251,7 +294,8 @@ class Trainer:
             return
         if self.full_batch:
             m = data.train_mask.to(dev)
-            out = self.model(data.x.to(dev), data.edge_index.to(dev))[m]
+            out = self._forward_rows(
+                lambda: self.model(data.x.to(dev), data.edge_index.to(dev)), m)
             yield out, data.y.to(dev)[m], None if lm is None else lm.to(dev)[m]
             return
         if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
@@ -269,7 +313,9 @@ class Trainer:
                 )
         for batch in self._cache["loader"]:
             bs = batch.batch_size
-            out = self.model(batch.x.to(dev), batch.edge_index.to(dev))[:bs]
+            out = self._forward_rows(
+                lambda batch=batch: self.model(batch.x.to(dev), batch.edge_index.to(dev)),
+                slice(0, bs))
             blm = batch.get("label_mask")
             yield out, batch.y[:bs].to(dev), None if blm is None else blm[:bs].to(dev)
 
@@ -308,8 +354,24 @@ class Trainer:
             if ck.get("finished"):
                 start = self.epochs + 1
         shared = self._shared_parameters()
+        needs_rep = bool(getattr(self.combiner, "needs_representation", False))
+        after_step = getattr(self.combiner, "after_step", None)
+        handle = self._capture_representation() if needs_rep else None
+        self._rep_capture = needs_rep
         bar = tqdm(range(start, self.epochs + 1), desc="train", disable=not self.progress,
                    initial=start - 1, total=self.epochs)
+        try:
+            self._train_epochs(data, bar, opt, gen, pos_weight, shared, after_step,
+                               best_state, bad, last)
+        finally:
+            if handle is not None:
+                handle.remove()
+            self._rep_capture, self._rep = False, None
+        return self
+
+    def _train_epochs(self, data, bar, opt, gen, pos_weight, shared, after_step,
+                      best_state, bad, last) -> None:
+        """The epoch loop of :meth:`fit` (split out so the head hook is always removed)."""
         for epoch in bar:
             t0 = time.perf_counter()
             self.model.train()
@@ -317,8 +379,14 @@ class Trainer:
             for out, y, lm in self._batches(data, gen):
                 opt.zero_grad(set_to_none=True)
                 losses = masked_bce_per_task(out, y, lm, pos_weight)
-                self.combiner.backward(losses, shared)
+                if self._rep_capture:
+                    rep, self._rep = self._rep, None
+                    self.combiner.backward(losses, shared, rep=rep)
+                else:
+                    self.combiner.backward(losses, shared)
                 opt.step()
+                if after_step is not None:
+                    after_step(self.model)
                 total += float(losses.detach().mean())
                 nb += 1
             val = self.evaluate(data, "val")
@@ -348,7 +416,6 @@ class Trainer:
                 break
         bar.close()
         self.model.load_state_dict(best_state)
-        return self
 
     def save_history(self, path: str | os.PathLike) -> None:
         """Write :attr:`history_` as JSON."""
