@@ -5,11 +5,19 @@ Burer–Monteiro solver) and rounds it; :mod:`graphtag.grouping.baselines` has s
 one-group (MTL) and singleton (STL) groupings. ``GROUPING_METHODS`` maps a method name to a
 function ``(A, k, seed) -> groups`` with one signature for all (``"mtl"``/``"stl"`` ignore
 ``k``, ``"random"`` ignores the affinity values).
+
+Two baselines from the literature learn their groups from a training run on the data rather
+than from a given affinity, so they are functions of ``data`` and not in ``GROUPING_METHODS``:
+:func:`tag_groups` (TAG lookahead affinity, Fifty et al. 2021, grouped by the SDP;
+:mod:`graphtag.grouping.tag`) and :func:`dmtg_groups` (DMTG, Gao et al. 2024;
+:mod:`graphtag.grouping.dmtg`).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +38,23 @@ from graphtag.grouping.sdp import (
     validate_affinity,
 )
 
+if TYPE_CHECKING:
+    from graphtag.grouping.dmtg import DMTGNetwork, DMTGResult, dmtg_groups
+    from graphtag.grouping.tag import TAGResult, lookahead_affinity, tag_affinity, tag_groups
+
+# The training-based baselines import graphtag.models and graphtag.training; loading them on
+# first use keeps ``graphtag.grouping`` (imported by the pipeline and the CLI) free of cycles.
+_LAZY = {
+    "DMTGNetwork": "dmtg", "DMTGResult": "dmtg", "dmtg_groups": "dmtg",
+    "TAGResult": "tag", "lookahead_affinity": "tag", "tag_affinity": "tag", "tag_groups": "tag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"graphtag.grouping.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 GroupingFn = Callable[[np.ndarray, int, int], list[list[int]]]
 
 GROUPING_METHODS: dict[str, GroupingFn] = {
@@ -44,9 +69,14 @@ GROUPING_METHODS: dict[str, GroupingFn] = {
 
 __all__ = [
     "GROUPING_METHODS",
+    "DMTGNetwork",
+    "DMTGResult",
     "GroupingFn",
+    "TAGResult",
     "balanced_split",
+    "dmtg_groups",
     "is_degenerate_affinity",
+    "lookahead_affinity",
     "one_group",
     "planted_affinity",
     "random_groups",
@@ -56,5 +86,7 @@ __all__ = [
     "sdp_groups",
     "singleton_groups",
     "spectral_groups",
+    "tag_affinity",
+    "tag_groups",
     "validate_affinity",
 ]
