@@ -48,7 +48,7 @@ def task_scores(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS} (got {metric!r}).")
-    lab = torch.as_tensor(np.asarray(labels)).to(torch.float64)
+    lab = torch.as_tensor(np.array(labels)).to(torch.float64)
     if nodes is not None:
         sel = np.asarray(nodes)
         lab = lab[torch.from_numpy(np.flatnonzero(sel) if sel.dtype == bool else sel)]

@@ -1,4 +1,5 @@
-"""``graphtag`` command line: ``graphtag datasets ...`` and ``graphtag train ...``."""
+"""``graphtag`` command line: ``graphtag datasets ...``, ``graphtag train ...`` and
+``graphtag run ...`` (the whole Grad-TAG job)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a multitask GNN on all tasks; writes a run folder")
     _add_data_args(tr)
-    tr.add_argument("--model", default="sage", choices=MODELS)
+    _add_train_args(tr, MODELS)
+    tr.add_argument("--out", default=None,
+                    help="run folder (default runs/<dataset>-<model>-seed<seed>)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace a run folder made with a different config")
+
+    rn = sub.add_parser(
+        "run", help="the whole Grad-TAG job: base model, gradients, task affinity, groups, "
+                    "grouped training and a report, in a resumable run folder")
+    _add_data_args(rn)
+    _add_train_args(rn, ("sage", "sign"))
+    g = rn.add_argument_group("Grad-TAG")
+    g.add_argument("--groups", dest="num_groups", type=int, default=10,
+                   help="number of task groups k (default 10)")
+    g.add_argument("--subsets", dest="num_subsets", type=int, default=1000,
+                   help="random task subsets fitted (default 1000)")
+    g.add_argument("--subset-size", type=int, default=5)
+    g.add_argument("--proj-dim", type=int, default=64, help="gradient projection dimension")
+    g.add_argument("--lam", type=float, default=0.1,
+                   help="ridge weight of the subset fits (per labelled pair)")
+    g.add_argument("--offset", action=argparse.BooleanOptionalAction, default=False,
+                   help="use the base model's logits as offsets in the subset fits")
+    g.add_argument("--metric", default="neg_logloss", choices=("neg_logloss", "f1"))
+    g.add_argument("--scoring", default="linearized", choices=("linearized", "mapback"))
+    g.add_argument("--max-fit-nodes", type=int, default=2000,
+                   help="training nodes sampled for the fits (0: all)")
+    g.add_argument("--max-score-nodes", type=int, default=2000,
+                   help="validation nodes sampled for scoring (0: all)")
+    g.add_argument("--solver", default="auto", choices=("auto", "cvxpy", "bm"))
+    g.add_argument("--methods", default="gradtag,spectral,random",
+                   help="groupings to train and compare, comma-separated from "
+                        "gradtag,spectral,random,stl (MTL is always reported)")
+    g.add_argument("--group-mode", default="models", choices=("models", "heads"),
+                   help="one model per group, or a shared encoder with one head per group")
+    rn.add_argument("--out", default=None, help="run folder (default runs/<dataset>-gradtag)")
+    return ap
+
+
+def _add_train_args(tr: argparse.ArgumentParser, models: Sequence[str]) -> None:
+    tr.add_argument("--model", default="sage", choices=models)
     tr.add_argument("--hidden", dest="hidden_channels", type=int, default=128)
     tr.add_argument("--layers", dest="num_layers", type=int, default=2,
                     help="GNN layers (hops for sign)")
@@ -63,12 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="'auto' (#neg/#pos per task), 'none', or a number")
     tr.add_argument("--full-batch", action="store_true", help="no neighbour sampling")
     tr.add_argument("--device", default="cpu")
-    tr.add_argument("--out", default=None,
-                    help="run folder (default runs/<dataset>-<model>-seed<seed>)")
-    tr.add_argument("--overwrite", action="store_true",
-                    help="replace a run folder made with a different config")
     tr.add_argument("--no-progress", action="store_true")
-    return ap
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -113,9 +148,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from graphtag.training.run import TrainConfig, train_run
-
+def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
     pos_weight: float | str | None = args.pos_weight
     if isinstance(pos_weight, str) and pos_weight.lower() == "none":
         pos_weight = None
@@ -123,10 +156,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             pos_weight = float(pos_weight)
         except ValueError:
-            raise SystemExit(f"graphtag train: --pos-weight {pos_weight!r} is not 'auto', "
+            raise SystemExit(f"graphtag {cmd}: --pos-weight {pos_weight!r} is not 'auto', "
                              "'none' or a number.") from None
     fanout = tuple(args.num_neighbors or [15, 10] + [5] * max(args.num_layers - 2, 0))
-    cfg = TrainConfig(
+    return dict(
         dataset=args.dataset, root=args.root, num_tasks=args.num_tasks, features=args.features,
         num_features=args.num_features, model=args.model, hidden_channels=args.hidden_channels,
         num_layers=args.num_layers, dropout=args.dropout, epochs=args.epochs,
@@ -134,6 +167,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, patience=args.patience, pos_weight=pos_weight,
         full_batch=args.full_batch, seed=args.seed, device=args.device,
     )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from graphtag.training.run import TrainConfig, train_run
+
+    cfg = TrainConfig(**_train_fields(args, "train"))
     out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}-seed{args.seed}")
     print(f"graphtag train: {args.dataset}, model {args.model}, run folder {out}")
     m = train_run(cfg, out, progress=not args.no_progress, overwrite=args.overwrite)
@@ -158,6 +197,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from graphtag.pipeline import RunConfig, run_pipeline
+    from graphtag.pipeline.report import markdown_table
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    cfg = RunConfig(
+        **_train_fields(args, "run"), num_groups=args.num_groups, num_subsets=args.num_subsets,
+        subset_size=args.subset_size, proj_dim=args.proj_dim, lam=args.lam, offset=args.offset,
+        metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
+        max_score_nodes=args.max_score_nodes or None, solver=args.solver, methods=methods,
+        group_mode=args.group_mode,
+    )
+    out = args.out or os.path.join("runs", f"{args.dataset}-gradtag")
+    print(f"graphtag run: {args.dataset}, model {args.model}, {args.num_groups} groups, "
+          f"run folder {out}")
+    report = run_pipeline(cfg, out, progress=not args.no_progress)
+    print()
+    print(markdown_table(report))
+    print(f"\nwrote {out}/report.md, report.json, groups.csv, affinity.png")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graphtag`` console script."""
     args = build_parser().parse_args(argv)
@@ -166,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_datasets(args)
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "run":
+            return _cmd_run(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"graphtag {args.command}: error: {err}", file=sys.stderr)
         return 2

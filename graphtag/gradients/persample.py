@@ -56,11 +56,21 @@ def parameter_layout(model: nn.Module) -> dict[str, tuple[int, int]]:
 
 
 def kronecker_projector(model: nn.Module, out_dim: int = 256, nnz: int = 4, seed: int = 0,
-                        backend: str = "auto") -> KroneckerProjector:
+                        backend: str = "auto", shared_only: bool = False) -> KroneckerProjector:
     """A :class:`~graphtag.projection.KroneckerProjector` over ``model``'s trainable
-    parameters, for ``strategy="factored"`` (the fast path)."""
-    return KroneckerProjector([tuple(p.shape) for p in model.parameters() if p.requires_grad],
-                              out_dim, nnz=nnz, seed=seed, backend=backend)
+    parameters, for ``strategy="factored"`` (the fast path).
+
+    With ``shared_only=True`` it covers only the parameters shared by all tasks (everything
+    but ``head.*``), and gradients projected with it leave out the task-specific head. Why
+    that matters for task affinity: head rows of different tasks are disjoint coordinates, so
+    their gradients are exactly orthogonal, but any ``d``-dimensional projection gives them
+    random overlaps of order ``1 / sqrt(d)`` (the Kronecker factor over the task axis, only
+    ``d1`` wide, far more), and a subset fit then "transfers" between tasks through hash
+    collisions.
+    """
+    shapes = [tuple(p.shape) for n, p in model.named_parameters()
+              if p.requires_grad and not (shared_only and n.startswith("head."))]
+    return KroneckerProjector(shapes, out_dim, nnz=nnz, seed=seed, backend=backend)
 
 
 def _sage_tree_apps(params: dict[str, Tensor], num_layers: int, xs: Sequence[Tensor],
@@ -139,6 +149,7 @@ class GradientModel:
         self.num_params = sum(n for _, n in self.layout.values())
         self.head_w, self.head_b = "head.lin.weight", "head.lin.bias"
         self.enc_names = [n for n in self.layout if not n.startswith("head.")]
+        self.num_shared_params = sum(self.layout[n][1] for n in self.enc_names)
         if isinstance(model, MultitaskGNN):
             if model.encoder.conv_kind != "sage":
                 raise ValueError(
@@ -221,10 +232,12 @@ class GradientModel:
             raise ValueError("strategy='factored' goes with a KroneckerProjector, and a "
                              "KroneckerProjector with strategy 'factored' or 'auto'.")
         if factored:
-            if projector.shapes != [tuple(p.shape) for p in self.model.parameters()]:
+            shapes = [tuple(p.shape) for p in self.model.parameters()]
+            if projector.shapes not in (shapes, shapes[: len(self.enc_names)]):
                 raise ValueError("the KroneckerProjector's blocks do not match the model's "
                                  "parameters; build it with kronecker_projector(model, ...).")
-            return self._factored(inputs, projector)
+            return self._factored(inputs, projector,
+                                  with_head=len(projector.shapes) == len(shapes))
         rows = H if strategy == "encoder" else T
         per_sample = rows * self.num_params * W.element_size()
         micro = max(1, int(max_jacobian_mb * 2**20 // per_sample))
@@ -283,7 +296,8 @@ class GradientModel:
             g += slab_b.unsqueeze(0)
         return g
 
-    def _factored(self, inputs: tuple, projector: KroneckerProjector) -> Tensor:
+    def _factored(self, inputs: tuple, projector: KroneckerProjector, with_head: bool = True
+                  ) -> Tensor:
         """Per-sample projected gradients without materialising any weight gradient.
 
         One vectorised reverse pass per task gives the back-propagated signal at each
@@ -351,9 +365,10 @@ class GradientModel:
                 d = jac[name].unsqueeze(2)
                 outers.append((block[f"{prefix}.weight"], d, a.unsqueeze(1)))
                 add_bias(f"{prefix}.bias", d)
-        dh = jac["head"].unsqueeze(2)  # (B, T, 1, T): the identity
-        outers.append((block[self.head_w], dh, h.unsqueeze(1)))
-        add_bias(self.head_b, dh)
+        if with_head:
+            dh = jac["head"].unsqueeze(2)  # (B, T, 1, T): the identity
+            outers.append((block[self.head_w], dh, h.unsqueeze(1)))
+            add_bias(self.head_b, dh)
 
         with torch.no_grad():
             g = None

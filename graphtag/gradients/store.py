@@ -32,6 +32,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphtag.gradients.persample import GradientModel
+from graphtag.projection import KroneckerProjector
 
 __all__ = ["GradientStore", "StoreMismatchError", "collect_gradients", "model_fingerprint"]
 
@@ -167,11 +168,14 @@ def collect_gradients(
         raise ValueError("batch_size and chunk_size must be >= 1.")
     model.eval()
     gm = GradientModel(model, data, fanouts)
-    if projector.in_dim != gm.num_params:
+    shared_ok = isinstance(projector, KroneckerProjector) and projector.in_dim == \
+        gm.num_shared_params
+    if projector.in_dim != gm.num_params and not shared_ok:
         raise ValueError(
             f"projector.in_dim={projector.in_dim} but the model has {gm.num_params} trainable "
-            "parameters; build the projector with in_dim=sum(p.numel() for p in "
-            "model.parameters())."
+            f"parameters ({gm.num_shared_params} shared); build the projector with "
+            "in_dim=sum(p.numel() for p in model.parameters()), or use "
+            "kronecker_projector(model, ..., shared_only=True)."
         )
     nodes = torch.as_tensor(nodes, dtype=torch.long)
     N, T, d = nodes.numel(), model.num_tasks, projector.out_dim
@@ -219,7 +223,8 @@ def collect_gradients(
     lm = data.get("label_mask")
     if lm is not None:
         labels[~lm[nodes]] = -1
-    slabs = gm.head_slabs(projector)
+    # the factored path needs no head columns (and a shared-only projector has none)
+    slabs = None if isinstance(projector, KroneckerProjector) else gm.head_slabs(projector)
     n_chunks = (N + chunk_size - 1) // chunk_size
     bar = tqdm(total=N, initial=min(done * chunk_size, N), unit="node", desc="gradients",
                disable=not progress)

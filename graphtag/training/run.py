@@ -23,7 +23,7 @@ from graphtag.models import build_model
 from graphtag.training.metrics import constant_predictor_f1
 from graphtag.training.trainer import Trainer, seed_everything
 
-__all__ = ["TrainConfig", "train_run"]
+__all__ = ["TrainConfig", "build_trainer", "train_run"]
 
 
 @dataclass
@@ -68,6 +68,36 @@ class TrainConfig:
         if "num_neighbors" in d:
             d["num_neighbors"] = tuple(d["num_neighbors"])
         return cls(**d)
+
+
+def build_trainer(
+    config: TrainConfig,
+    in_channels: int,
+    num_tasks: int,
+    *,
+    head: torch.nn.Module | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    **trainer_kwargs: Any,
+) -> Trainer:
+    """A freshly seeded model and its :class:`Trainer`, both as ``config`` says.
+
+    Every model of a run (base, grouped, per-task) is built here so they share one budget.
+    ``head`` replaces the default one-logit-per-task head (e.g. a
+    :class:`~graphtag.models.GroupedHeads`); ``trainer_kwargs`` go to :class:`Trainer`
+    (e.g. ``combiner``).
+    """
+    seed_everything(config.seed)
+    model = build_model(config.model, in_channels, num_tasks,
+                        hidden_channels=config.hidden_channels, num_layers=config.num_layers,
+                        dropout=config.dropout, head=head)
+    return Trainer(
+        model, lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs,
+        batch_size=config.batch_size, num_neighbors=config.num_neighbors,
+        patience=config.patience, pos_weight=config.pos_weight, full_batch=config.full_batch,
+        device=config.device, seed=config.seed, checkpoint_dir=checkpoint_dir,
+        progress=progress, **trainer_kwargs,
+    )
 
 
 def _write_json(path: Path, obj: object) -> None:
@@ -118,17 +148,9 @@ def train_run(
                         features=config.features, num_features=config.num_features,
                         split=config.split, seed=config.seed, log=progress)
     t_data = time.perf_counter() - t0
-    seed_everything(config.seed)
-    model = build_model(config.model, data.num_features, data.y.size(1),
-                        hidden_channels=config.hidden_channels, num_layers=config.num_layers,
-                        dropout=config.dropout)
-    trainer = Trainer(
-        model, lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs,
-        batch_size=config.batch_size, num_neighbors=config.num_neighbors,
-        patience=config.patience, pos_weight=config.pos_weight, full_batch=config.full_batch,
-        device=config.device, seed=config.seed, checkpoint_dir=out / "checkpoints",
-        progress=progress,
-    )
+    trainer = build_trainer(config, data.num_features, data.y.size(1),
+                            checkpoint_dir=out / "checkpoints", progress=progress)
+    model = trainer.model
     t1 = time.perf_counter()
     trainer.fit(data, resume=True)
     t_train = time.perf_counter() - t1

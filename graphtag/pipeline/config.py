@@ -1,0 +1,95 @@
+"""The configuration of a ``graphtag run`` and which stage reads which setting."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from graphtag.training.run import TrainConfig
+
+__all__ = ["COMBINER_METHODS", "GROUPING_METHODS", "METHODS", "STAGE_KEYS", "RunConfig"]
+
+#: Task groupings a run can train and compare: Grad-TAG, two baselines on the same affinity,
+#: single-task learning, and the grouping peers DMTG and TAG.
+GROUPING_METHODS = ("gradtag", "spectral", "random", "stl", "dmtg", "tag")
+#: Gradient-combination peers: one model on all tasks, trained with that combiner.
+COMBINER_METHODS = ("pcgrad", "fairgrad", "mtgd", "gradproj")
+#: Everything ``methods`` may list (MTL, the base model itself, is always reported).
+METHODS = GROUPING_METHODS + COMBINER_METHODS
+
+
+@dataclass
+class RunConfig(TrainConfig):
+    """Everything that determines a ``graphtag run`` (stored as ``config.json``).
+
+    The :class:`~graphtag.training.run.TrainConfig` fields set the data and every model
+    trained (base model, group models, baselines: one budget for all). The rest configure
+    Grad-TAG (see :class:`~graphtag.pipeline.GradTAG`) and the comparison.
+    """
+
+    # gradients
+    proj_dim: int = 64
+    proj_nnz: int = 4
+    grad_params: str = "shared"
+    grad_fanouts: tuple[int, ...] | None = None
+    max_fit_nodes: int | None = 2000
+    max_score_nodes: int | None = 2000
+    # subset fits and affinity
+    num_subsets: int = 1000
+    subset_size: int = 5
+    lam: float = 0.1
+    offset: bool = False
+    metric: str = "neg_logloss"
+    scoring: str = "linearized"
+    # grouping and grouped training
+    num_groups: int = 10
+    solver: str = "auto"
+    methods: tuple[str, ...] = ("gradtag", "spectral", "random")
+    group_mode: str = "models"
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"methods {bad} unknown; choose from {METHODS} (MTL, the base "
+                             "model, is always reported).")
+        if self.num_groups < 1:
+            raise ValueError(f"num_groups must be >= 1 (got {self.num_groups}).")
+
+    def to_json(self) -> dict[str, Any]:
+        d = super().to_json()
+        d["methods"] = list(self.methods)
+        d["grad_fanouts"] = None if self.grad_fanouts is None else list(self.grad_fanouts)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunConfig:
+        d = dict(d)
+        for key in ("methods", "grad_fanouts"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        return super().from_json(d)  # type: ignore[return-value]
+
+    def train_config(self) -> TrainConfig:
+        """The model/training part, for the base model and the group models."""
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        return TrainConfig(**{n: getattr(self, n) for n in names})
+
+    def stage_values(self, stage: str) -> dict[str, Any]:
+        """The settings ``stage`` depends on directly (earlier stages' come via the chain)."""
+        d = self.to_json()
+        return {k: d[k] for k in STAGE_KEYS[stage]}
+
+
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "device")
+
+#: Stages in order, with the config keys each one reads. ``device`` is in none: a run moved
+#: between CPU and GPU keeps its results.
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "base": _TRAIN_KEYS,
+    "gradients": ("proj_dim", "proj_nnz", "grad_params", "grad_fanouts", "max_fit_nodes",
+                  "max_score_nodes"),
+    "affinity": ("num_subsets", "subset_size", "lam", "offset", "metric", "scoring"),
+    "grouping": ("num_groups", "solver", "methods"),
+    "train": ("group_mode", "methods"),
+}

@@ -1,0 +1,320 @@
+"""Grad-TAG as an estimator: projected gradients -> subset fits -> task affinity -> groups.
+
+Li, Sharma & Zhang, "Scalable Multitask Learning Using Gradient-based Estimation of Task
+Affinity", KDD 2024. Given a base model trained on all tasks, the estimator
+
+1. collects projected per-node gradients of every task's logit (Kronecker-factored sparse
+   JL projection, :mod:`graphtag.gradients`) on (a sample of) the training nodes, to fit on,
+   and on the validation nodes, to score on;
+2. samples ``num_subsets`` random task subsets of size ``subset_size`` and fits, for all of
+   them at once, a logistic regression of the subset's labels on the projected gradients
+   (:func:`~graphtag.affinity.fit_subsets`): a first-order surrogate of fine-tuning the
+   network on that subset;
+3. scores every task of every subset on the validation nodes, with the linearised logits or
+   by mapping the fit back into the network (``scoring``);
+4. averages the scores into a task-affinity matrix and groups tasks by the clustering SDP.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from graphtag.affinity import (
+    affinity_matrix,
+    fit_subsets,
+    linearized_logits,
+    sample_subsets,
+    subset_coverage,
+    task_scores,
+)
+from graphtag.affinity.mapback import mapback_logits
+from graphtag.gradients.persample import kronecker_projector
+from graphtag.gradients.store import GradientStore, collect_gradients
+from graphtag.grouping import sdp_groups
+
+__all__ = ["SCORINGS", "GradTAG"]
+
+SCORINGS = ("linearized", "mapback")
+
+
+def _sample_nodes(mask: Tensor, max_nodes: int | None, seed: int) -> Tensor:
+    idx = mask.nonzero().flatten()
+    if max_nodes is not None and idx.numel() > max_nodes:
+        gen = torch.Generator().manual_seed(seed)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)[:max_nodes]].sort().values
+    return idx
+
+
+class GradTAG:
+    """Grad-TAG task affinity and grouping, scikit-learn style.
+
+    Parameters
+    ----------
+    num_groups
+        Groups for :attr:`groups_` (None: only the affinity is estimated; call
+        :meth:`group` later).
+    num_subsets, subset_size
+        Number ``m`` and size ``s`` of the random task subsets (the paper uses e.g. 2,000
+        subsets of 5). Each pair of tasks is seen in about ``m s (s - 1) / (T (T - 1))``
+        subsets.
+    proj_dim, proj_nnz
+        Dimension ``d`` and non-zeros per column of the gradient projection.
+    lam
+        Ridge weight per labelled (node, task) pair: the fits minimise the **mean** log-loss
+        over the subset's labelled pairs plus ``lam * ||z||^2``.
+    offset
+        Use the base model's logits as offsets in the fits (the first-order expansion around
+        the base model). Default False, as in the paper's public code: with a base model
+        trained on all tasks, the residual effect of fine-tuning on a subset is small, and on
+        planted task groups the affinity with offsets barely beats chance (see
+        ``bench/affinity.py``), while without it the fits learn each subset from the gradient
+        features and recover the groups.
+    metric
+        ``"neg_logloss"`` or ``"f1"``: the validation score averaged into the affinity.
+    scoring
+        ``"linearized"``: logits ``b + g . z`` from projected validation gradients;
+        ``"mapback"``: run the network at ``W* + P^T z`` (exact, one forward pass per subset).
+    fanouts
+        Computation-tree fan-outs of the per-node gradients (graph models); default 10 per
+        layer.
+    max_fit_nodes, max_score_nodes
+        Cap on training nodes fitted on and validation nodes scored on (a seeded sample;
+        None: all).
+    params
+        ``"shared"`` (default): gradients of the parameters all tasks share (the encoder);
+        ``"all"``: also the task-specific head. Head rows of different tasks are disjoint, so
+        in parameter space they cannot help each other, but a random projection gives them
+        spurious overlaps (see :func:`~graphtag.gradients.kronecker_projector`); on planted
+        groups including them drops the adjusted Rand index from 1.0 to 0.0-0.6
+        (``bench/affinity.py``).
+    solver
+        SDP solver for :meth:`group` (``"auto"``, ``"cvxpy"``, ``"bm"``).
+    batch_size
+        Nodes per vectorised gradient batch.
+    seed
+        Seeds the node samples, projector, subsets and grouping.
+    progress
+        Progress bars.
+
+    Attributes
+    ----------
+    subsets_ : ndarray of shape (m, s)
+        The sampled task subsets.
+    coverage_ : dict
+        Task and pair coverage of the subsets (:func:`~graphtag.affinity.subset_coverage`).
+    coef_ : Tensor of shape (m, d)
+        Fitted projected parameter changes, one row per subset.
+    scores_ : Tensor of shape (m, s)
+        Validation score of task ``subsets_[k, j]`` under subset ``k``'s model: the raw
+        higher-order affinities.
+    base_scores_ : ndarray of shape (T,)
+        Each task's validation score under the base model.
+    affinity_ : ndarray of shape (T, T)
+        Normalised, symmetric pairwise affinity, zero diagonal.
+    groups_ : list of list of int
+        Task groups (when ``num_groups`` is set).
+    timings_ : dict
+        Seconds per step.
+    """
+
+    #: Subsets fitted per resumable block in :meth:`estimate`.
+    fit_block: int = 250
+
+    def __init__(
+        self,
+        num_groups: int | None = None,
+        *,
+        num_subsets: int = 1000,
+        subset_size: int = 5,
+        proj_dim: int = 64,
+        proj_nnz: int = 4,
+        lam: float = 1e-2,
+        offset: bool = False,
+        metric: str = "neg_logloss",
+        scoring: str = "linearized",
+        fanouts: tuple[int, ...] | None = None,
+        max_fit_nodes: int | None = 2000,
+        max_score_nodes: int | None = 2000,
+        params: str = "shared",
+        solver: str = "auto",
+        batch_size: int = 32,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.num_groups = num_groups
+        self.num_subsets = num_subsets
+        self.subset_size = subset_size
+        self.proj_dim = proj_dim
+        self.proj_nnz = proj_nnz
+        self.lam = lam
+        self.offset = offset
+        self.metric = metric
+        self.scoring = scoring
+        self.fanouts = fanouts
+        self.max_fit_nodes = max_fit_nodes
+        self.max_score_nodes = max_score_nodes
+        self.params = params
+        self.solver = solver
+        self.batch_size = batch_size
+        self.seed = seed
+        self.progress = progress
+
+    def _check_params(self, num_tasks: int) -> None:
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS} (got {self.scoring!r}).")
+        if self.params not in ("shared", "all"):
+            raise ValueError(f"params must be 'shared' or 'all' (got {self.params!r}).")
+        if self.metric not in ("neg_logloss", "f1"):
+            raise ValueError(f"metric must be 'neg_logloss' or 'f1' (got {self.metric!r}).")
+        if not 1 <= self.subset_size <= num_tasks:
+            raise ValueError(f"subset_size must lie in [1, {num_tasks}] (got "
+                             f"{self.subset_size}).")
+        if self.lam < 0:
+            raise ValueError(f"lam must be >= 0 (got {self.lam}).")
+        if self.num_groups is not None and not 1 <= self.num_groups <= num_tasks:
+            raise ValueError(f"num_groups must lie in [1, {num_tasks}] (got {self.num_groups}).")
+
+    # ----------------------------------------------------------------- steps
+    def make_projector(self, model: nn.Module) -> Any:
+        """The gradient projector for ``model`` (deterministic given ``seed``)."""
+        return kronecker_projector(model, self.proj_dim, self.proj_nnz, self.seed,
+                                   shared_only=self.params == "shared")
+
+    def collect(self, model: nn.Module, data: Data, work_dir: str | os.PathLike
+                ) -> tuple[GradientStore, GradientStore]:
+        """Step 1: projected gradients on the fit and score nodes (resumable stores).
+
+        Writes ``work_dir/train`` and ``work_dir/val`` and sets :attr:`projector_`.
+        """
+        self._check_params(int(data.y.size(1)))
+        t0 = time.perf_counter()
+        self.projector_ = self.make_projector(model)
+        work = Path(work_dir)
+        stores = []
+        for name, mask, cap, k in (("train", data.train_mask, self.max_fit_nodes, 1),
+                                   ("val", data.val_mask, self.max_score_nodes, 2)):
+            nodes = _sample_nodes(mask, cap, self.seed * 7 + k)
+            if nodes.numel() == 0:
+                raise ValueError(f"data has no {name} nodes; Grad-TAG fits on training nodes "
+                                 "and scores on validation nodes.")
+            stores.append(collect_gradients(
+                model, data, nodes, self.projector_, work / name, fanouts=self.fanouts,
+                batch_size=self.batch_size, seed=self.seed + k, progress=self.progress))
+        self.timings_ = {"gradients": time.perf_counter() - t0}
+        return stores[0], stores[1]
+
+    def estimate(
+        self,
+        fit_store: GradientStore,
+        score_store: GradientStore,
+        *,
+        model: nn.Module | None = None,
+        data: Data | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        block: int | None = None,
+    ) -> GradTAG:
+        """Steps 2-3: subset fits, per-subset scores and the affinity matrix.
+
+        Subsets are fitted ``block`` (default :attr:`fit_block`) at a time; with
+        ``checkpoint_dir``, finished blocks are saved there and reused, so an interrupted
+        estimate resumes. ``model`` and ``data``
+        are needed for ``scoring="mapback"`` (and then :meth:`collect` must have run in this
+        object, or :attr:`projector_` be set).
+        """
+        T = fit_store.num_tasks
+        self._check_params(T)
+        t0 = time.perf_counter()
+        self.subsets_ = sample_subsets(T, self.num_subsets, self.subset_size, seed=self.seed)
+        self.coverage_ = subset_coverage(self.subsets_, T)
+        labels = fit_store.labels
+        n_known = int((np.asarray(labels)[:, self.subsets_[0]] >= 0).sum())
+        lam_sum = self.lam * max(n_known, 1)  # fit_subsets minimises a sum; ours is a mean
+        ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if ck is not None:
+            ck.mkdir(parents=True, exist_ok=True)
+        m = self.subsets_.shape[0]
+        block = block or self.fit_block
+        parts = []
+        bar = tqdm(total=m, desc="subset fits", unit="subset", disable=not self.progress)
+        for lo in range(0, m, block):
+            hi = min(lo + block, m)
+            f = ck / f"coef_{lo:07d}_{hi:07d}.npy" if ck is not None else None
+            if f is not None and f.exists():
+                parts.append(torch.from_numpy(np.load(f)))
+            else:
+                z = fit_subsets(fit_store.grads, fit_store.logits, labels, self.subsets_[lo:hi],
+                                lam=lam_sum, offset=self.offset)
+                parts.append(z)
+                if f is not None:
+                    tmp = f.with_name(f.stem + ".tmp.npy")
+                    np.save(tmp, z.numpy())
+                    os.replace(tmp, f)
+            bar.update(hi - lo)
+        bar.close()
+        self.coef_ = torch.cat(parts)
+        t1 = time.perf_counter()
+        self.scores_ = self._score(score_store, model, data)
+        self.base_scores_ = self._base_scores(score_store)
+        self.affinity_ = affinity_matrix(self.subsets_, self.scores_, T)
+        t2 = time.perf_counter()
+        self.timings_ = {**getattr(self, "timings_", {}), "fits": t1 - t0, "scores": t2 - t1}
+        return self
+
+    def _score(self, store: GradientStore, model: nn.Module | None, data: Data | None
+               ) -> Tensor:
+        if self.scoring == "linearized":
+            u = linearized_logits(store.grads, store.logits, self.coef_, self.subsets_,
+                                  offset=self.offset)
+        else:
+            if model is None or data is None or not hasattr(self, "projector_"):
+                raise ValueError("scoring='mapback' needs model and data (and collect() run "
+                                 "first, for the projector).")
+            u = mapback_logits(model, data, self.projector_, self.coef_, self.subsets_,
+                               nodes=np.asarray(store.nodes), offset=self.offset,
+                               progress=self.progress)
+        return task_scores(u, store.labels, self.subsets_, metric=self.metric)
+
+    def _base_scores(self, store: GradientStore) -> np.ndarray:
+        u = torch.from_numpy(np.asarray(store.logits, dtype=np.float64))[None]  # (1, n, T)
+        subs = np.arange(store.num_tasks)[None, :]
+        return task_scores(u, store.labels, subs, metric=self.metric)[0].numpy()
+
+    def group(self, k: int | None = None, solver: str | None = None) -> list[list[int]]:
+        """Step 4: group the tasks by the clustering SDP on :attr:`affinity_`; sets
+        :attr:`groups_`."""
+        k = self.num_groups if k is None else k
+        if k is None:
+            raise ValueError("give k (or num_groups when constructing GradTAG).")
+        t0 = time.perf_counter()
+        self.groups_ = sdp_groups(self.affinity_, k, solver=solver or self.solver,
+                                  seed=self.seed)
+        self.timings_ = {**getattr(self, "timings_", {}), "grouping": time.perf_counter() - t0}
+        return self.groups_
+
+    # ------------------------------------------------------------------ all
+    def fit(self, model: nn.Module, data: Data, work_dir: str | os.PathLike | None = None
+            ) -> GradTAG:
+        """Run every step on a trained base ``model`` and its ``data``.
+
+        Gradient stores go to ``work_dir`` (kept, resumable), or to a temporary folder that is
+        removed afterwards.
+        """
+        if work_dir is None:
+            with tempfile.TemporaryDirectory(prefix="graphtag-") as tmp:
+                return self.fit(model, data, tmp)
+        fit_store, score_store = self.collect(model, data, Path(work_dir) / "gradients")
+        self.estimate(fit_store, score_store, model=model, data=data,
+                      checkpoint_dir=Path(work_dir) / "fits")
+        if self.num_groups is not None:
+            self.group()
+        return self

@@ -1,0 +1,278 @@
+"""``graphtag run``: base model -> gradients -> subset fits -> affinity -> groups -> grouped
+training -> report, each stage in its own folder with a manifest (see
+:mod:`graphtag.pipeline.stages`).
+
+Run folder layout::
+
+    config.json            the config of the latest call
+    base/                  base model trained on all tasks (the MTL baseline)
+    gradients/{train,val}  projected gradient stores (fit and score nodes)
+    affinity/              subsets.npy, coef.npy, scores.npy, affinity.npy, coverage.json
+    grouping/              groups.json (gradtag, spectral, random)
+    train/<method>/        one model (or head) per group, metrics.json
+    report.json, report.md, affinity.png, groups.csv
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from graphtag.datasets import load_dataset
+from graphtag.gradients.store import GradientStore
+from graphtag.grouping import random_groups, singleton_groups, spectral_groups
+from graphtag.models import build_model
+from graphtag.pipeline.config import COMBINER_METHODS, GROUPING_METHODS, RunConfig
+from graphtag.pipeline.gradtag import GradTAG
+from graphtag.pipeline.report import write_report
+from graphtag.pipeline.stages import Stage
+from graphtag.training.grouped import train_groups
+from graphtag.training.run import train_run
+
+__all__ = ["load_base_model", "run_pipeline"]
+
+GRADIENT_MODELS = ("sage", "sign")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:
+    """The :class:`GradTAG` estimator a run config describes."""
+    return GradTAG(
+        config.num_groups, num_subsets=config.num_subsets, subset_size=config.subset_size,
+        proj_dim=config.proj_dim, proj_nnz=config.proj_nnz, lam=config.lam,
+        offset=config.offset, metric=config.metric, scoring=config.scoring,
+        fanouts=config.grad_fanouts, max_fit_nodes=config.max_fit_nodes,
+        max_score_nodes=config.max_score_nodes, params=config.grad_params,
+        solver=config.solver, seed=config.seed,
+        progress=progress,
+    )
+
+
+def load_base_model(config: RunConfig, data: Data, folder: str | os.PathLike) -> torch.nn.Module:
+    """The trained base model of a run (``base/model.pt``), in eval mode."""
+    model = build_model(config.model, data.num_features, data.y.size(1),
+                        hidden_channels=config.hidden_channels, num_layers=config.num_layers,
+                        dropout=config.dropout)
+    model.load_state_dict(torch.load(Path(folder) / "model.pt", weights_only=True))
+    return model.eval()
+
+
+def _ari(truth: np.ndarray, groups: list[list[int]]) -> float:
+    from sklearn.metrics import adjusted_rand_score
+
+    lab = np.empty(len(truth), dtype=np.int64)
+    for i, g in enumerate(groups):
+        lab[g] = i
+    return float(adjusted_rand_score(truth, lab))
+
+
+def _group(name: str, config: RunConfig, data: Data, A: np.ndarray, k: int, gt: GradTAG,
+           progress: bool) -> list[list[int]]:
+    """Groups of one grouping method."""
+    if name == "gradtag":
+        return gt.group(k)
+    if name == "spectral":
+        return spectral_groups(A, k, config.seed)
+    if name == "random":
+        return random_groups(A.shape[0], k, config.seed)
+    from graphtag.grouping import dmtg_groups, tag_groups
+
+    common = dict(model=config.model, hidden_channels=config.hidden_channels,
+                  num_layers=config.num_layers, seed=config.seed, device=config.device,
+                  progress=progress)
+    if name == "dmtg":
+        return dmtg_groups(data, k, **common).groups
+    if name == "tag":
+        return tag_groups(data, k, solver=config.solver, **common).groups
+    raise ValueError(f"unknown grouping method {name!r}.")
+
+
+def run_pipeline(
+    config: RunConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Run (or resume) the whole Grad-TAG job; returns the report dict.
+
+    Finished stages whose settings did not change are skipped; an interrupted stage resumes;
+    a stage whose settings changed is redone together with the stages after it.
+
+    Parameters
+    ----------
+    config
+        The run's settings.
+    out_dir
+        Run folder (created if needed).
+    progress
+        Progress bars.
+    log
+        Called with one line per stage event (None: silent).
+    """
+    say = log or (lambda _msg: None)
+    if config.model not in GRADIENT_MODELS:
+        raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
+                         f"{GRADIENT_MODELS}; got model={config.model!r} (use --model sage or "
+                         "sign).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    old_cfg = out / "config.json"
+    if old_cfg.exists():
+        prev = json.loads(old_cfg.read_text())
+        changed = sorted(k for k in set(prev) | set(config.to_json())
+                         if prev.get(k) != config.to_json().get(k))
+        if changed:
+            say(f"config changed in {changed}: stages that depend on these are redone")
+            if (out / "report.json").exists():
+                keep = out / "reports"
+                keep.mkdir(exist_ok=True)
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                os.replace(out / "report.json", keep / f"report-{stamp}.json")
+    _write_json(old_cfg, config.to_json())
+
+    t0 = time.perf_counter()
+    data = load_dataset(config.dataset, config.root, config.num_tasks,
+                        features=config.features, num_features=config.num_features,
+                        split=config.split, seed=config.seed, log=progress)
+    T = int(data.y.size(1))
+    k = min(config.num_groups, T)
+    if k < config.num_groups:
+        say(f"num_groups={config.num_groups} > {T} tasks: using {k} groups")
+    say(f"data: {config.dataset}, {data.num_nodes:,} nodes, "
+        f"{data.edge_index.size(1) // 2:,} edges, {T} tasks ({time.perf_counter() - t0:.1f} s)")
+    gt = gradtag_from_config(config, progress)
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, upstream: str, body: Callable[[Path], dict[str, Any]],
+              clear: bool = True) -> Stage:
+        st = Stage(out, name, config.stage_values(name), upstream)
+        if st.done:
+            say(f"[{name}] up to date, skipped (took {st.seconds():.1f} s)")
+            seconds[name] = st.seconds()
+            return st
+        status = st.begin(clear)
+        say(f"[{name}] {'resuming' if status == 'partial' else 'running'}")
+        summary = body(st.folder)
+        st.finish(summary)
+        seconds[name] = st.seconds()
+        say(f"[{name}] done in {seconds[name]:.1f} s")
+        return st
+
+    # 1. base model on all tasks (also the MTL baseline)
+    base = stage("base", "", lambda f: {k: v for k, v in train_run(
+        config.train_config(), f, progress=progress, overwrite=True).items()
+        if k != "test_per_task_f1"})
+    model = load_base_model(config, data, base.folder)
+
+    # 2. projected gradients
+    def gradients(folder: Path) -> dict[str, Any]:
+        tr, va = gt.collect(model, data, folder)
+        return {"fit_nodes": tr.num_nodes, "score_nodes": va.num_nodes, "dim": tr.dim}
+    grads = stage("gradients", base.fingerprint, gradients)
+
+    # 3. subset fits, scores, affinity
+    def affinity(folder: Path) -> dict[str, Any]:
+        gt.projector_ = gt.make_projector(model)
+        gt.estimate(GradientStore(grads.folder / "train"), GradientStore(grads.folder / "val"),
+                    model=model, data=data, checkpoint_dir=folder / "fits")
+        np.save(folder / "subsets.npy", gt.subsets_)
+        np.save(folder / "coef.npy", gt.coef_.numpy())
+        np.save(folder / "scores.npy", gt.scores_.numpy())
+        np.save(folder / "base_scores.npy", gt.base_scores_)
+        np.save(folder / "affinity.npy", gt.affinity_)
+        _write_json(folder / "coverage.json", gt.coverage_)
+        return {"coverage": gt.coverage_, "timings": gt.timings_}
+    aff = stage("affinity", grads.fingerprint, affinity)
+    A = np.load(aff.folder / "affinity.npy")
+
+    # 4. groupings. Each method is a sub-stage with its own fingerprint, so adding a method
+    #    computes only that one; DMTG and TAG train networks of their own on the data.
+    def gstage(folder: Path, name: str) -> Stage:
+        # DMTG and TAG do not read the affinity: only the base settings invalidate them
+        up = base.fingerprint if name in ("dmtg", "tag") else aff.fingerprint
+        return Stage(folder, name, {"k": k, "solver": config.solver}, up)
+
+    def grouping(folder: Path) -> dict[str, Any]:
+        secs = {}
+        needed = ["gradtag", "spectral", "random"] + [m for m in ("dmtg", "tag")
+                                                      if m in config.methods]
+        for name in needed:
+            sub = gstage(folder, name)
+            if not sub.done:
+                sub.begin()
+                say(f"[grouping] {name}")
+                _write_json(sub.folder / "groups.json", _group(name, config, data, A, k, gt,
+                                                               progress))
+                sub.finish()
+            secs[name] = sub.seconds()
+        return {"seconds": secs}
+    grp = stage("grouping", aff.fingerprint, grouping, clear=False)
+    groups = {m: json.loads((grp.folder / m / "groups.json").read_text())
+              for m in ("gradtag", "spectral", "random", "dmtg", "tag")
+              if gstage(grp.folder, m).done}
+    groups["stl"] = singleton_groups(T)
+    groups.update({m: [list(range(T))] for m in COMBINER_METHODS})
+
+    # 5. grouped training; each method keeps its own fingerprint (groups + settings), so
+    #    adding a method or regrouping one retrains only that method
+    def train(folder: Path) -> dict[str, Any]:
+        res = {}
+        for method in config.methods:
+            sub = Stage(folder, method, {"groups": groups[method], "method": method,
+                                         "group_mode": config.group_mode}, base.fingerprint)
+            if not sub.done:
+                sub.begin()
+                say(f"[train] {method}: {len(groups[method])} groups")
+                m = train_groups(data, groups[method], config.train_config(),
+                                 mode=config.group_mode, out_dir=sub.folder / "models",
+                                 progress=progress,
+                                 combiner=method if method in COMBINER_METHODS else None)
+                _write_json(sub.folder / "metrics.json", m)
+                sub.finish({"test_macro_f1": m["test_macro_f1"]})
+            res[method] = sub.seconds()
+        return {"seconds": res}
+    trn = stage("train", grp.fingerprint, train, clear=False)
+
+    # 6. report (always rewritten: cheap)
+    methods: dict[str, Any] = {}
+    bm = json.loads((base.folder / "metrics.json").read_text())
+    methods["mtl"] = {"num_groups": 1, "test_macro_f1": bm["test_macro_f1"],
+                      "val_macro_f1": bm["val_macro_f1"], "test_micro_f1": bm["test_micro_f1"],
+                      "seconds": bm["seconds_train"],
+                      "num_parameters": sum(p.numel() for p in model.parameters()),
+                      "test_per_task_f1": bm["test_per_task_f1"]}
+    for method in config.methods:
+        methods[method] = json.loads((trn.folder / method / "metrics.json").read_text())
+    truth = data.get("task_group")
+    planted = None
+    if truth is not None:
+        tg = np.asarray(truth)
+        planted = {m: _ari(tg, groups[m]) for m in groups if m in GROUPING_METHODS}
+    report = {
+        "config": config.to_json(),
+        "dataset": {"name": config.dataset, "num_nodes": int(data.num_nodes),
+                    "num_edges": int(data.edge_index.size(1) // 2), "num_tasks": T},
+        "num_groups": k,
+        "stage_seconds": seconds,
+        "coverage": aff.summary().get("coverage"),
+        "methods": methods,
+        "groups": {m: g for m, g in groups.items() if m not in (*COMBINER_METHODS, "stl")},
+        "planted_group_ari": planted,
+    }
+    write_report(out, report, A, groups["gradtag"])
+    say(f"report: {out / 'report.md'}")
+    return report

@@ -1,0 +1,180 @@
+"""Train one model (or one head) per task group and score all tasks together.
+
+Two layouts, chosen by ``mode``:
+
+``"models"``
+    A separate network per group, trained only on that group's tasks (no parameter sharing
+    across groups: what Grad-TAG's grouping is meant to decide). One group of all tasks is
+    plain multitask learning (MTL); one group per task is single-task learning (STL).
+``"heads"``
+    One shared encoder with a :class:`~graphtag.models.GroupedHeads` head: groups share the
+    graph encoder but not their last (MLP) layers. Cheaper; weaker separation.
+
+Every group model is built from the same :class:`~graphtag.training.run.TrainConfig`, so all
+groupings get the same splits, epochs, early stopping and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from graphtag.models import GroupedHeads
+from graphtag.training.losses import masked_bce_per_task
+from graphtag.training.metrics import multitask_scores
+from graphtag.training.run import TrainConfig, build_trainer
+
+__all__ = ["GROUP_MODES", "check_groups", "train_groups"]
+
+GROUP_MODES = ("models", "heads")
+
+
+def check_groups(groups: Sequence[Sequence[int]], num_tasks: int) -> list[list[int]]:
+    """Validate that ``groups`` partitions ``range(num_tasks)``; return it as lists of ints."""
+    out = [[int(t) for t in g] for g in groups]
+    flat = sorted(t for g in out for t in g)
+    if not out or any(not g for g in out) or flat != list(range(num_tasks)):
+        raise ValueError(
+            f"groups must partition the {num_tasks} tasks: every task 0..{num_tasks - 1} in "
+            f"exactly one non-empty group (got {len(out)} groups, {len(flat)} entries, "
+            f"{len(set(flat))} distinct)."
+        )
+    return out
+
+
+def _subset_data(data: Data, tasks: list[int]) -> Data:
+    sub = data.clone()
+    sub.y = data.y[:, tasks]
+    if data.get("label_mask") is not None:
+        sub.label_mask = data.label_mask[:, tasks]
+    return sub
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def train_groups(
+    data: Data,
+    groups: Sequence[Sequence[int]],
+    config: TrainConfig,
+    *,
+    mode: str = "models",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    combiner: str | None = None,
+) -> dict[str, Any]:
+    """Train per-group models (or heads) and evaluate every task on validation and test.
+
+    Parameters
+    ----------
+    data
+        The multitask graph (``y`` of shape ``(N, T)``, split masks).
+    groups
+        Partition of ``range(T)``.
+    config
+        Model and training settings shared by all groups (see
+        :class:`~graphtag.training.run.TrainConfig`; its data fields are not used here).
+    mode
+        ``"models"`` or ``"heads"`` (see the module docstring).
+    out_dir
+        Folder for checkpoints and per-group logits. A group whose ``logits.pt`` is there is
+        not retrained, and an interrupted group resumes from its last epoch, so an
+        interrupted call picks up where it stopped. None keeps everything in memory.
+    progress
+        Show a bar over groups (and the trainer's epoch bar for single-model modes).
+    combiner
+        Name of a :mod:`graphtag.optim` combiner (``"pcgrad"``, ``"fairgrad"``, ...) used by
+        every model's trainer; None is the plain sum of task losses.
+
+    Returns
+    -------
+    dict
+        ``test_macro_f1``, ``test_micro_f1``, ``val_macro_f1``, ``test_per_task_f1`` (list in
+        task order, ``nan`` for tasks without test positives), ``group_sizes``, ``seconds``
+        (training time of this call, excluding groups loaded from ``out_dir``),
+        ``num_parameters`` (all models together) and ``mode``.
+    """
+    if mode not in GROUP_MODES:
+        raise ValueError(f"mode must be one of {GROUP_MODES} (got {mode!r}).")
+    T = data.y.size(1)
+    groups = check_groups(groups, T)
+    out = Path(out_dir) if out_dir is not None else None
+    extra: dict[str, Any] = {}
+    if combiner is not None:
+        from graphtag.optim import make_combiner
+
+        extra["combiner"] = make_combiner(combiner)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    logits = torch.empty(data.num_nodes, T)
+    seconds, n_params = 0.0, 0
+    if mode == "heads":
+        t0 = time.perf_counter()
+        head = GroupedHeads(config.hidden_channels, groups, hidden_channels=config.hidden_channels)
+        tr = build_trainer(config, data.num_features, T, head=head, progress=progress,
+                           checkpoint_dir=None if out is None else out / "checkpoints", **extra)
+        tr.fit(data, resume=out is not None)
+        logits = tr.predict_logits(data)
+        seconds = time.perf_counter() - t0
+        n_params = sum(p.numel() for p in tr.model.parameters())
+    else:
+        bar = tqdm(groups, desc="groups", unit="group", disable=not progress or len(groups) < 2)
+        for i, g in enumerate(bar):
+            gdir = out / f"group_{i:03d}" if out is not None else None
+            done = gdir / "logits.pt" if gdir is not None else None
+            if done is not None and done.exists():
+                saved = torch.load(done, weights_only=True)
+                if saved["tasks"] != g:
+                    raise RuntimeError(f"{done} was trained for other tasks; delete {out}.")
+                logits[:, g] = saved["logits"]
+                n_params += int(saved["num_parameters"])
+                continue
+            t0 = time.perf_counter()
+            tr = build_trainer(config, data.num_features, len(g),
+                               progress=progress and len(groups) == 1,
+                               checkpoint_dir=None if gdir is None else gdir / "checkpoints",
+                               **extra)
+            tr.fit(_subset_data(data, g), resume=gdir is not None)
+            lg = tr.predict_logits(data)
+            logits[:, g] = lg
+            seconds += time.perf_counter() - t0
+            n = sum(p.numel() for p in tr.model.parameters())
+            n_params += n
+            if done is not None:
+                tmp = done.with_name("logits.pt.tmp")
+                torch.save({"tasks": g, "logits": lg, "num_parameters": n}, tmp)
+                os.replace(tmp, done)
+    return _scores(data, logits, groups, mode, seconds, n_params)
+
+
+def _scores(data: Data, logits: torch.Tensor, groups: list[list[int]], mode: str,
+            seconds: float, n_params: int) -> dict[str, Any]:
+    lm = data.get("label_mask")
+    res: dict[str, Any] = {"mode": mode}
+    for split in ("val", "test"):
+        m = data[f"{split}_mask"]
+        sc = multitask_scores(data.y[m], logits[m], None if lm is None else lm[m])
+        res[f"{split}_macro_f1"] = sc["macro_f1"]
+        if split == "test":
+            res["test_micro_f1"] = sc["micro_f1"]
+            res["test_per_task_f1"] = [float(v) for v in sc["per_task_f1"]]
+            res["test_loss"] = float(masked_bce_per_task(
+                logits[m], data.y[m], None if lm is None else lm[m]).mean())
+    res["group_sizes"] = [len(g) for g in groups]
+    res["num_groups"] = len(groups)
+    res["seconds"] = seconds
+    res["num_parameters"] = n_params
+    res["mean_group_size"] = float(np.mean(res["group_sizes"]))
+    return res
