@@ -5,7 +5,9 @@ The package is split by stage: :mod:`graphtag.datasets` (graphs and tasks),
 (minibatch training and evaluation), :mod:`graphtag.optim` (how per-task losses combine),
 :mod:`graphtag.projection` (sparse random projections), :mod:`graphtag.gradients`
 (projected per-sample gradients), :mod:`graphtag.affinity` (Grad-TAG subset regressions and
-task affinity) and :mod:`graphtag.cli`.
+task affinity), :mod:`graphtag.grouping` (SDP grouping, baselines, DMTG, TAG),
+:mod:`graphtag.pipeline` (the :class:`GradTAG` estimator and the resumable ``graphtag run``)
+and :mod:`graphtag.cli`.
 """
 
 import warnings as _warnings
@@ -17,7 +19,8 @@ from graphtag.datasets import (
     synthetic_communities,
 )
 from graphtag.models import SIGN, GroupedHeads, MultiLabelHead, MultitaskGNN, build_model
-from graphtag.optim import EqualWeighting, LossCombiner
+from graphtag.optim import EqualWeighting, LossCombiner, make_combiner
+from graphtag.pipeline import GradTAG, RunConfig, run_pipeline
 from graphtag.training import Trainer, multitask_scores, seed_everything
 
 __version__ = "0.1.0"
@@ -30,17 +33,21 @@ _warnings.filterwarnings("ignore", message="Sparse invariant checks are implicit
 __all__ = [
     "SIGN",
     "EqualWeighting",
+    "GradTAG",
     "GroupedHeads",
     "LossCombiner",
     "MultiLabelHead",
     "MultiLabelMat",
     "MultitaskGNN",
+    "RunConfig",
     "SNAPCommunities",
     "Trainer",
     "__version__",
     "build_model",
     "load_dataset",
+    "make_combiner",
     "multitask_scores",
+    "run_pipeline",
     "seed_everything",
     "synthetic_communities",
 ]
