@@ -51,3 +51,14 @@ def test_bad_arguments_give_clear_errors(tmp_path, args, msg):
     r = _run(*args, "--no-progress", cwd=tmp_path)
     assert r.returncode != 0
     assert msg in r.stderr
+
+
+def test_train_with_a_combiner(tmp_path):
+    r = _run("train", "--dataset", "synthetic", "--tasks", "6", "--model", "sign", "--epochs",
+             "3", "--hidden", "16", "--combiner", "pcgrad", "--no-progress", "--out", "pc",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "pc" / "config.json").read_text())
+    assert cfg["combiner"] == "pcgrad"
+    m = json.loads((tmp_path / "pc" / "metrics.json").read_text())
+    assert m["test_macro_f1"] > m["constant_test_macro_f1"]

@@ -102,6 +102,9 @@ def _add_train_args(tr: argparse.ArgumentParser, models: Sequence[str]) -> None:
     tr.add_argument("--pos-weight", default="auto",
                     help="'auto' (#neg/#pos per task), 'none', or a number")
     tr.add_argument("--full-batch", action="store_true", help="no neighbour sampling")
+    tr.add_argument("--combiner", default="equal",
+                    choices=("equal", "pcgrad", "fairgrad", "mtgd", "gradproj"),
+                    help="how per-task gradients combine (graphtag.optim); default the plain sum")
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--no-progress", action="store_true")
 
@@ -165,7 +168,8 @@ def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
         num_layers=args.num_layers, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, num_neighbors=fanout[: args.num_layers], lr=args.lr,
         weight_decay=args.weight_decay, patience=args.patience, pos_weight=pos_weight,
-        full_batch=args.full_batch, seed=args.seed, device=args.device,
+        full_batch=args.full_batch, combiner=args.combiner, seed=args.seed,
+        device=args.device,
     )
 
 

@@ -48,6 +48,7 @@ class TrainConfig:
     patience: int | None = 10
     pos_weight: float | str | None = "auto"
     full_batch: bool = False
+    combiner: str = "equal"
     seed: int = 0
     device: str = "cpu"
 
@@ -85,8 +86,12 @@ def build_trainer(
     Every model of a run (base, grouped, per-task) is built here so they share one budget.
     ``head`` replaces the default one-logit-per-task head (e.g. a
     :class:`~graphtag.models.GroupedHeads`); ``trainer_kwargs`` go to :class:`Trainer`
-    (e.g. ``combiner``).
+    (an explicit ``combiner`` there wins over ``config.combiner``).
     """
+    if "combiner" not in trainer_kwargs and config.combiner != "equal":
+        from graphtag.optim import make_combiner
+
+        trainer_kwargs["combiner"] = make_combiner(config.combiner)
     seed_everything(config.seed)
     model = build_model(config.model, in_channels, num_tasks,
                         hidden_channels=config.hidden_channels, num_layers=config.num_layers,
