@@ -50,12 +50,18 @@ def _node_index(node_mask: ArrayLike | None, n: int) -> np.ndarray | None:
     return a
 
 
-def _rows(arr: ArrayLike, sel: slice | np.ndarray) -> Tensor:
-    """Rows of a tensor or (memmapped) array as a float64 CPU tensor."""
+def _rows(arr: ArrayLike, sel: slice | np.ndarray, exact: bool = False) -> Tensor:
+    """Rows of a tensor or (memmapped) array as a CPU tensor: float64, or with ``exact`` the
+    narrowest of float32/float64 that holds the input exactly (gradient stores are float32 or
+    float16, and widening them to float64 would only double the memory traffic)."""
     if isinstance(arr, Tensor):
         idx = sel if isinstance(sel, slice) else torch.from_numpy(sel)
-        return arr[idx].detach().to("cpu", torch.float64)
-    return torch.from_numpy(np.asarray(arr[sel], dtype=np.float64))
+        t = arr[idx].detach().cpu()
+    else:
+        t = torch.from_numpy(np.array(arr[sel]))  # a copy: memmaps are read-only
+    if exact and t.dtype in (torch.float16, torch.bfloat16, torch.float32):
+        return t.to(torch.float32)
+    return t.to(torch.float64)
 
 
 def _chunks(
@@ -69,12 +75,13 @@ def _chunks(
     """Yield task-major node chunks ``G (T, n, d)``, ``b (T, n)``, ``y (T, n)``, ``w (T, n)``.
 
     ``w`` is 1 where the label is known (0 for -1, and everywhere when ``labels`` is None).
+    ``G`` keeps float32 when the input is float32 or narrower; the rest is float64.
     """
     n_all = grads.shape[0] if nodes is None else nodes.size
     for lo in range(0, n_all, chunk):
         hi = min(lo + chunk, n_all)
         sel: slice | np.ndarray = slice(lo, hi) if nodes is None else nodes[lo:hi]
-        g = _rows(grads, sel).transpose(0, 1).contiguous()
+        g = _rows(grads, sel, exact=True).transpose(0, 1).contiguous()
         b = _rows(logits, sel).T.contiguous() if offset else torch.zeros(g.shape[:2],
                                                                           dtype=torch.float64)
         if labels is None:
@@ -115,14 +122,18 @@ def _newton_terms(
         for blk in _blocks(m, subsets.shape[1] * n * d):
             si = s_idx[blk]
             mb = si.shape[0]
-            gs = g[si].reshape(mb, -1, d)  # (mb, s*n, d)
+            g_in = g[si].reshape(mb, -1, d)  # (mb, s*n, d)
+            gs = g_in.double()
             u = b[si].reshape(mb, -1) + torch.bmm(gs, z[blk, :, None]).squeeze(-1)
             yy, ww = y[si].reshape(mb, -1), w[si].reshape(mb, -1)
             f[blk] += (ww * (_softplus(u) - yy * u)).sum(1)
             sig = torch.sigmoid(u)
             grad[blk] += torch.bmm((ww * (sig - yy))[:, None, :], gs).squeeze(1)
-            h = ww * sig * (1.0 - sig)
-            hess[blk] += torch.bmm(gs.transpose(1, 2) * h[:, None, :], gs)
+            # The Hessian only shapes the step (objective and gradient stay float64, so the
+            # optimum is unchanged): accumulate it in the input precision, the d-times
+            # costlier product runs in float32 for float32 stores.
+            h = (ww * sig * (1.0 - sig)).to(g_in.dtype)
+            hess[blk] += torch.bmm(g_in.transpose(1, 2) * h[:, None, :], g_in).double()
     f += lam * (z * z).sum(1)
     grad += 2.0 * lam * z
     hess.diagonal(dim1=1, dim2=2).add_(2.0 * lam)
@@ -146,7 +157,7 @@ def _line_values(
         for blk in _blocks(m, subsets.shape[1] * n * d):
             si = s_idx[blk]
             mb = si.shape[0]
-            gs = g[si].reshape(mb, -1, d)
+            gs = g[si].reshape(mb, -1, d).double()
             a = b[si].reshape(mb, -1) + torch.bmm(gs, z[blk, :, None]).squeeze(-1)
             c = torch.bmm(gs, p[blk, :, None]).squeeze(-1)
             u = a[..., None] + c[..., None] * alphas  # (mb, s*n, K)
@@ -259,7 +270,9 @@ def fit_subsets(
     nodes = _node_index(node_mask, n_all)
     n_used = n_all if nodes is None else nodes.size
     data: list | None = None
-    if cache and n_used * num_tasks * (d + 3) * 8 <= 512 << 20:
+    itemsize = grads.element_size() if isinstance(grads, Tensor) else np.dtype(grads.dtype).itemsize
+    g_bytes = 4 if itemsize <= 4 else 8  # cached as float32 or float64, see _rows
+    if cache and n_used * num_tasks * (d * g_bytes + 24) <= 512 << 20:
         data = list(_chunks(grads, logits, labels, nodes, chunk, offset))
 
     def passes() -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
@@ -348,7 +361,7 @@ def linearized_logits(
         n = g.shape[1]
         for blk in _blocks(m, s * n * d):
             si = s_idx[blk]
-            u = b[si] + torch.einsum("ksnd,kd->ksn", g[si], z[blk])  # (mb, s, n)
+            u = b[si] + torch.einsum("ksnd,kd->ksn", g[si].double(), z[blk])  # (mb, s, n)
             out[blk, lo:lo + n] = u.transpose(1, 2)
         lo += n
     return out
