@@ -174,12 +174,17 @@ def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from graphtag.distributed import get_world_size, is_main
     from graphtag.training.run import TrainConfig, train_run
 
     cfg = TrainConfig(**_train_fields(args, "train"))
     out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}-seed{args.seed}")
-    print(f"graphtag train: {args.dataset}, model {args.model}, run folder {out}")
+    if is_main():
+        print(f"graphtag train: {args.dataset}, model {args.model}, run folder {out}"
+              + (f", {get_world_size()} processes" if get_world_size() > 1 else ""))
     m = train_run(cfg, out, progress=not args.no_progress, overwrite=args.overwrite)
+    if not is_main():
+        return 0
     rows = [
         ("dataset", f"{m['dataset']} ({m['num_nodes']:,} nodes, {m['num_edges']:,} edges, "
                     f"{m['num_tasks']} tasks)"),
@@ -202,6 +207,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from graphtag.distributed import get_world_size, is_main
     from graphtag.pipeline import RunConfig, run_pipeline
     from graphtag.pipeline.report import markdown_table
 
@@ -214,9 +220,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         group_mode=args.group_mode,
     )
     out = args.out or os.path.join("runs", f"{args.dataset}-gradtag")
-    print(f"graphtag run: {args.dataset}, model {args.model}, {args.num_groups} groups, "
-          f"run folder {out}")
+    if is_main():
+        print(f"graphtag run: {args.dataset}, model {args.model}, {args.num_groups} groups, "
+              f"run folder {out}"
+              + (f", {get_world_size()} processes" if get_world_size() > 1 else ""))
     report = run_pipeline(cfg, out, progress=not args.no_progress)
+    if not is_main():
+        return 0
     print()
     print(markdown_table(report))
     print(f"\nwrote {out}/report.md, report.json, groups.csv, affinity.png")
@@ -224,8 +234,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``graphtag`` console script."""
+    """Entry point of the ``graphtag`` console script.
+
+    ``graphtag train`` and ``graphtag run`` started by ``torchrun`` (``WORLD_SIZE`` > 1 in the
+    environment) run distributed over its processes; see ``docs/distributed.md``.
+    """
     args = build_parser().parse_args(argv)
+    from graphtag import distributed
+
+    started = args.command in ("train", "run") and not distributed.is_distributed() and \
+        distributed.init_from_env()
     try:
         if args.command == "datasets":
             return _cmd_datasets(args)
@@ -234,8 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"graphtag {args.command}: error: {err}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"graphtag {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if started:
+            distributed.destroy()
     return 1
 
 

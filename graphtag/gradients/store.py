@@ -7,13 +7,17 @@ Layout of a store folder::
     logits.npy      (N, T) float32 base-model logits on the same computation trees
     labels.npy      (N, T) int8 labels, -1 where unknown
     nodes.npy       (N,) int64 node ids
-    progress.json   number of finished chunks (absent once complete)
+    progress_rank<r>.json   chunks written by rank r (absent once complete)
 
-Chunks are written in order and each chunk's trees are sampled from its own seed, so a run
-resumed after an interruption writes exactly what an uninterrupted run writes. The manifest is
-marked complete (atomically, by rename) only after every chunk is flushed; readers refuse an
-incomplete store, and a store made by a different model or projector is refused with the keys
-that differ.
+Each chunk's trees are sampled from its own seed (``seed * 1_000_003 + chunk``), so what a
+chunk holds does not depend on when or by which process it is computed: a run resumed after
+an interruption, or one sharded over ``torchrun`` ranks, writes exactly the bytes of an
+uninterrupted single-process run. Under a process group (:mod:`graphtag.distributed`), rank 0
+creates the files, then rank ``r`` computes chunks ``c`` with ``c % world == r`` and writes
+them in place into the shared files; each rank records its chunks in its own progress file,
+so a resume may use any number of processes. The manifest is marked complete (atomically, by
+rename) only after every chunk is on disk; readers refuse an incomplete store, and a store
+made by a different model or projector is refused with the keys that differ.
 """
 
 from __future__ import annotations
@@ -31,12 +35,21 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from graphtag.distributed import (
+    all_gather_object,
+    get_rank,
+    get_world_size,
+    is_main,
+    on_main,
+    shard,
+)
 from graphtag.gradients.persample import GradientModel
 from graphtag.projection import KroneckerProjector
 
 __all__ = ["GradientStore", "StoreMismatchError", "collect_gradients", "model_fingerprint"]
 
 _DTYPES = {"float32": np.float32, "float16": np.float16}
+_ARRAYS = ("grads", "logits", "labels")
 
 
 class StoreMismatchError(RuntimeError):
@@ -161,6 +174,15 @@ def collect_gradients(
         and the Jacobian strategy (see :meth:`GradientModel.projected_gradients`).
     dtype
         ``"float32"`` or ``"float16"`` storage (half the disk; the regressions upcast).
+
+    Notes
+    -----
+    Under an initialised process group (e.g. launched by ``torchrun``), every rank must call
+    this with the same arguments and an ``out_dir`` on a filesystem they all share: the
+    chunks are split round robin over the ranks (see the module docstring) and every rank
+    returns the finished store. The bytes equal those of a single-process run given the same
+    intra-op thread count (``torchrun`` sets ``OMP_NUM_THREADS=1``; BLAS kernels may round
+    differently with other thread counts).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (got {dtype!r}).")
@@ -195,55 +217,138 @@ def collect_gradients(
         "nodes_sha256": hashlib.sha256(nodes.numpy().tobytes()).hexdigest(),
     }
     mpath = out / "manifest.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        diff = sorted(k for k in manifest if old.get(k) != manifest[k])
-        if diff:
-            raise StoreMismatchError(
-                f"{out}: an existing gradient store was made with other settings ({diff}); "
-                "use another folder, or delete this one to recollect."
-            )
-        if old.get("complete"):
-            return GradientStore(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ppath = out / "progress.json"
-    done = json.loads(ppath.read_text())["chunks_done"] if ppath.exists() else 0
-    if done == 0:
-        _write_json(mpath, {**manifest, "complete": False})
-        arrays = {
-            "grads": np.lib.format.open_memmap(out / "grads.npy", "w+", _DTYPES[dtype], (N, T, d)),
-            "logits": np.lib.format.open_memmap(out / "logits.npy", "w+", np.float32, (N, T)),
-            "labels": np.lib.format.open_memmap(out / "labels.npy", "w+", np.int8, (N, T)),
-        }
-        np.save(out / "nodes.npy", nodes.numpy())
-    else:
-        arrays = {k: np.load(out / f"{k}.npy", mmap_mode="r+")
-                  for k in ("grads", "logits", "labels")}
+    n_chunks = (N + chunk_size - 1) // chunk_size
+
+    def prepare() -> list[int] | None:
+        """Rank 0: check the manifest, create the arrays if needed; the chunks already done
+        (None: the store is complete)."""
+        if mpath.exists():
+            old = json.loads(mpath.read_text())
+            diff = sorted(k for k in manifest if old.get(k) != manifest[k])
+            if diff:
+                raise StoreMismatchError(
+                    f"{out}: an existing gradient store was made with other settings ({diff}); "
+                    "use another folder, or delete this one to recollect."
+                )
+            if old.get("complete"):
+                return None
+        out.mkdir(parents=True, exist_ok=True)
+        done = _chunks_done(out)
+        if not done or not all((out / f"{k}.npy").exists() for k in _ARRAYS):
+            _write_json(mpath, {**manifest, "complete": False})
+            np.lib.format.open_memmap(out / "grads.npy", "w+", _DTYPES[dtype], (N, T, d))
+            np.lib.format.open_memmap(out / "logits.npy", "w+", np.float32, (N, T))
+            np.lib.format.open_memmap(out / "labels.npy", "w+", np.int8, (N, T))
+            np.save(out / "nodes.npy", nodes.numpy())
+            for f in _progress_files(out):
+                f.unlink()
+            done = []
+        return done
+
+    # rank 0 creates the files before anyone writes into them (on_main is also the barrier)
+    done = on_main(prepare)
+    if done is None:
+        return GradientStore(out)
+    rank, world = get_rank(), get_world_size()
+    # chunk c belongs to rank c % world; chunks done by an earlier run (of any world size)
+    # are skipped, so a resume may use a different number of processes
+    todo = [c for c in shard(range(n_chunks), rank, world) if c not in set(done)]
+    ppath = out / f"progress_rank{rank}.json"
+    mine = json.loads(ppath.read_text())["chunks"] if ppath.exists() else []
     labels = data.y[nodes].to(torch.int8)
     lm = data.get("label_mask")
     if lm is not None:
         labels[~lm[nodes]] = -1
     # the factored path needs no head columns (and a shared-only projector has none)
     slabs = None if isinstance(projector, KroneckerProjector) else gm.head_slabs(projector)
-    n_chunks = (N + chunk_size - 1) // chunk_size
-    bar = tqdm(total=N, initial=min(done * chunk_size, N), unit="node", desc="gradients",
-               disable=not progress)
-    for c in range(done, n_chunks):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + c)
-        lo, hi = c * chunk_size, min((c + 1) * chunk_size, N)
-        for s in range(lo, hi, batch_size):
-            e = min(s + batch_size, hi)
-            inp = gm.inputs(nodes[s:e], gen)
-            g = gm.projected_gradients(inp, projector, strategy, head_slabs=slabs)
-            arrays["grads"][s:e] = g.detach().cpu().numpy().astype(_DTYPES[dtype])
-            arrays["logits"][s:e] = gm.logits(inp).cpu().numpy()
-            bar.update(e - s)
-        arrays["labels"][lo:hi] = labels[lo:hi].numpy()
-        for a in arrays.values():
-            a.flush()
-        _write_json(ppath, {"chunks_done": c + 1})
-    bar.close()
-    del arrays
-    _write_json(mpath, {**manifest, "complete": True})
-    ppath.unlink(missing_ok=True)
+    todo_nodes = sum(min((c + 1) * chunk_size, N) - c * chunk_size for c in todo)
+    bar = tqdm(total=todo_nodes, unit="node", disable=not (progress and is_main()),
+               desc="gradients" if world == 1 else f"gradients (rank 0 of {world})")
+    writer = _RowWriter(out, _ARRAYS)
+    try:
+        for c in todo:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + c)
+            lo, hi = c * chunk_size, min((c + 1) * chunk_size, N)
+            for s in range(lo, hi, batch_size):
+                e = min(s + batch_size, hi)
+                inp = gm.inputs(nodes[s:e], gen)
+                g = gm.projected_gradients(inp, projector, strategy, head_slabs=slabs)
+                writer.write("grads", s, g.detach().cpu().numpy())
+                writer.write("logits", s, gm.logits(inp).cpu().numpy())
+                bar.update(e - s)
+            writer.write("labels", lo, labels[lo:hi].numpy())
+            writer.sync()  # the chunk is on disk before progress says so
+            mine.append(c)
+            _write_json(ppath, {"chunks": sorted(mine)})
+    finally:
+        writer.close()
+        bar.close()
+
+    # what every rank wrote, through the process group rather than a directory listing
+    # (a network filesystem may serve another node's listing from a stale cache)
+    written = {c for part in all_gather_object(mine) for c in part} | set(done)
+
+    def finish() -> None:
+        missing = sorted(set(range(n_chunks)) - written)
+        if missing:
+            raise RuntimeError(f"{out}: chunks {missing[:10]} were not written.")
+        _write_json(mpath, {**manifest, "complete": True})
+        stale = [out / f"progress_rank{r}.json" for r in range(world)] + _progress_files(out)
+        for f in stale:
+            f.unlink(missing_ok=True)
+
+    on_main(finish)
     return GradientStore(out)
+
+
+def _progress_files(out: Path) -> list[Path]:
+    return sorted(out.glob("progress_rank*.json")) + [
+        f for f in [out / "progress.json"] if f.exists()]
+
+
+def _chunks_done(out: Path) -> list[int]:
+    """Chunks recorded as written by any rank of any earlier run."""
+    done: set[int] = set()
+    for f in _progress_files(out):
+        rec = json.loads(f.read_text())
+        if "chunks" in rec:
+            done.update(rec["chunks"])
+        else:  # a store begun by a single-process version: the first chunks_done chunks
+            done.update(range(rec["chunks_done"]))
+    return sorted(done)
+
+
+class _RowWriter:
+    """Writes row ranges of existing ``.npy`` files in place, with positional writes.
+
+    Not a writable memory map: on a network filesystem, maps on different nodes write back
+    whole pages, and a page straddling two ranks' chunks would be written back stale by one
+    of them. ``pwrite`` sends only the bytes written.
+    """
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self._files: dict[str, tuple[int, int, int, np.dtype]] = {}
+        for name in names:
+            path = folder / f"{name}.npy"
+            m = np.load(path, mmap_mode="r")
+            row = int(m.dtype.itemsize * np.prod(m.shape[1:], dtype=np.int64))
+            self._files[name] = (os.open(path, os.O_RDWR), int(m.offset), row, m.dtype)
+            del m
+
+    def write(self, name: str, row: int, values: np.ndarray) -> None:
+        """Write ``values`` (rows ``row, row + 1, ...``) into array ``name``."""
+        fd, offset, row_bytes, dtype = self._files[name]
+        buf = memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
+        pos = offset + row * row_bytes
+        while buf:  # pwrite may write less than asked (very large buffers)
+            n = os.pwrite(fd, buf, pos)
+            buf, pos = buf[n:], pos + n
+
+    def sync(self) -> None:
+        for fd, *_ in self._files.values():
+            os.fsync(fd)
+
+    def close(self) -> None:
+        for fd, *_ in self._files.values():
+            os.close(fd)
+        self._files.clear()

@@ -38,6 +38,15 @@ from graphtag.affinity import (
     task_scores,
 )
 from graphtag.affinity.mapback import mapback_logits
+from graphtag.distributed import (
+    all_gather_object,
+    barrier,
+    get_rank,
+    get_world_size,
+    is_distributed,
+    is_main,
+    shard,
+)
 from graphtag.gradients.persample import kronecker_projector
 from graphtag.gradients.store import GradientStore, collect_gradients
 from graphtag.grouping import sdp_groups
@@ -127,8 +136,10 @@ class GradTAG:
         Seconds per step.
     """
 
-    #: Subsets fitted per resumable block in :meth:`estimate`.
+    #: Subsets fitted per resumable block in :meth:`estimate` (the unit shared over ranks).
     fit_block: int = 250
+    #: Nodes per resumable gradient chunk in :meth:`collect` (the unit shared over ranks).
+    grad_chunk: int = 512
 
     def __init__(
         self,
@@ -209,7 +220,8 @@ class GradTAG:
                                  "and scores on validation nodes.")
             stores.append(collect_gradients(
                 model, data, nodes, self.projector_, work / name, fanouts=self.fanouts,
-                batch_size=self.batch_size, seed=self.seed + k, progress=self.progress))
+                batch_size=self.batch_size, chunk_size=self.grad_chunk, seed=self.seed + k,
+                progress=self.progress))
         self.timings_ = {"gradients": time.perf_counter() - t0}
         return stores[0], stores[1]
 
@@ -230,6 +242,11 @@ class GradTAG:
         estimate resumes. ``model`` and ``data``
         are needed for ``scoring="mapback"`` (and then :meth:`collect` must have run in this
         object, or :attr:`projector_` be set).
+
+        Under a process group every rank calls this; rank ``r`` fits blocks ``b`` with
+        ``b % world == r`` (into ``checkpoint_dir``, which must then be shared, or exchanged
+        through the process group without one) and every rank ends with all the fitted
+        attributes, equal to a single-process estimate.
         """
         T = fit_store.num_tasks
         self._check_params(T)
@@ -244,23 +261,42 @@ class GradTAG:
             ck.mkdir(parents=True, exist_ok=True)
         m = self.subsets_.shape[0]
         block = block or self.fit_block
-        parts = []
-        bar = tqdm(total=m, desc="subset fits", unit="subset", disable=not self.progress)
-        for lo in range(0, m, block):
-            hi = min(lo + block, m)
-            f = ck / f"coef_{lo:07d}_{hi:07d}.npy" if ck is not None else None
+        bounds = [(lo, min(lo + block, m)) for lo in range(0, m, block)]
+        rank, world = get_rank(), get_world_size()
+
+        def ck_file(lo: int, hi: int) -> Path | None:
+            return ck / f"coef_{lo:07d}_{hi:07d}.npy" if ck is not None else None
+
+        # Subsets are fitted independently, so any split of the blocks over ranks gives the
+        # single-process result: rank r fits blocks b with b % world == r.
+        mine = shard(range(len(bounds)), rank, world)
+        fitted: dict[int, Tensor] = {}
+        bar = tqdm(total=sum(bounds[b][1] - bounds[b][0] for b in mine), unit="subset",
+                   desc="subset fits" if world == 1 else f"subset fits (rank 0 of {world})",
+                   disable=not (self.progress and is_main()))
+        for b in mine:
+            lo, hi = bounds[b]
+            f = ck_file(lo, hi)
             if f is not None and f.exists():
-                parts.append(torch.from_numpy(np.load(f)))
+                z = torch.from_numpy(np.load(f))
             else:
                 z = fit_subsets(fit_store.grads, fit_store.logits, labels, self.subsets_[lo:hi],
                                 lam=lam_sum, offset=self.offset)
-                parts.append(z)
                 if f is not None:
                     tmp = f.with_name(f.stem + ".tmp.npy")
                     np.save(tmp, z.numpy())
                     os.replace(tmp, f)
+            fitted[b] = z
             bar.update(hi - lo)
         bar.close()
+        if world > 1:
+            if ck is not None:  # every block is in the shared folder once all ranks are here
+                barrier()
+                fitted = {b: torch.from_numpy(np.load(ck_file(*bounds[b])))
+                          for b in range(len(bounds))}
+            else:  # no shared folder: exchange the blocks themselves
+                fitted = {b: z for part in all_gather_object(fitted) for b, z in part.items()}
+        parts = [fitted[b] for b in range(len(bounds))]
         self.coef_ = torch.cat(parts)
         t1 = time.perf_counter()
         self.scores_ = self._score(score_store, model, data)
@@ -279,10 +315,28 @@ class GradTAG:
             if model is None or data is None or not hasattr(self, "projector_"):
                 raise ValueError("scoring='mapback' needs model and data (and collect() run "
                                  "first, for the projector).")
+            if is_distributed():  # one forward pass per subset: worth sharing out
+                return self._mapback_scores_sharded(store, model, data)
             u = mapback_logits(model, data, self.projector_, self.coef_, self.subsets_,
                                nodes=np.asarray(store.nodes), offset=self.offset,
                                progress=self.progress)
         return task_scores(u, store.labels, self.subsets_, metric=self.metric)
+
+    def _mapback_scores_sharded(self, store: GradientStore, model: nn.Module, data: Data
+                                ) -> Tensor:
+        """Map-back scores with the subsets split round robin over the ranks (equal to the
+        single-process scores up to float rounding: lifting is batched differently)."""
+        mine = np.asarray(shard(range(self.subsets_.shape[0])), dtype=np.int64)
+        part = torch.empty(0, self.subsets_.shape[1], dtype=torch.float64)
+        if mine.size:
+            u = mapback_logits(model, data, self.projector_, self.coef_[mine],
+                               self.subsets_[mine], nodes=np.asarray(store.nodes),
+                               offset=self.offset, progress=self.progress and is_main())
+            part = task_scores(u, store.labels, self.subsets_[mine], metric=self.metric)
+        scores = torch.empty(self.subsets_.shape, dtype=torch.float64)
+        for r, sc in enumerate(all_gather_object(part)):
+            scores[r::get_world_size()] = sc
+        return scores
 
     def _base_scores(self, store: GradientStore) -> np.ndarray:
         u = torch.from_numpy(np.asarray(store.logits, dtype=np.float64))[None]  # (1, n, T)
@@ -310,6 +364,9 @@ class GradTAG:
         removed afterwards.
         """
         if work_dir is None:
+            if is_distributed():
+                raise ValueError("GradTAG.fit under a process group needs a work_dir that all "
+                                 "ranks share (the gradient store is written by all of them).")
             with tempfile.TemporaryDirectory(prefix="graphtag-") as tmp:
                 return self.fit(model, data, tmp)
         fit_store, score_store = self.collect(model, data, Path(work_dir) / "gradients")

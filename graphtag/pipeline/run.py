@@ -11,6 +11,11 @@ Run folder layout::
     grouping/              groups.json (gradtag, spectral, random)
     train/<method>/        one model (or head) per group, metrics.json
     report.json, report.md, affinity.png, groups.csv
+
+Under ``torchrun`` (see :mod:`graphtag.distributed` and ``docs/distributed.md``) every rank
+runs :func:`run_pipeline`: the base model trains data parallel, gradient chunks, subset fits
+and group models are split over the ranks, and rank 0 alone decides which stages to skip,
+writes the config, manifests and report, groups the tasks and logs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from torch_geometric.data import Data
 
 from graphtag.datasets import load_dataset
+from graphtag.distributed import barrier, init_from_env, is_main, main_first, on_main
 from graphtag.gradients.store import GradientStore
 from graphtag.grouping import random_groups, singleton_groups, spectral_groups
 from graphtag.models import build_model
@@ -122,32 +128,48 @@ def run_pipeline(
         Progress bars.
     log
         Called with one line per stage event (None: silent).
+
+    Notes
+    -----
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), this initialises the
+    process group itself (:func:`graphtag.distributed.init_from_env`); every rank must call
+    it with the same config and an ``out_dir`` on a filesystem all ranks share. Only rank 0
+    logs, shows progress and writes the config, manifests and report; every rank returns
+    the report.
     """
-    say = log or (lambda _msg: None)
+    init_from_env()
+    main = is_main()
+    say = log if log is not None and main else (lambda _msg: None)
+    progress = progress and main
     if config.model not in GRADIENT_MODELS:
         raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
                          f"{GRADIENT_MODELS}; got model={config.model!r} (use --model sage or "
                          "sign).")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    old_cfg = out / "config.json"
-    if old_cfg.exists():
-        prev = json.loads(old_cfg.read_text())
-        changed = sorted(k for k in set(prev) | set(config.to_json())
-                         if prev.get(k) != config.to_json().get(k))
-        if changed:
-            say(f"config changed in {changed}: stages that depend on these are redone")
-            if (out / "report.json").exists():
-                keep = out / "reports"
-                keep.mkdir(exist_ok=True)
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                os.replace(out / "report.json", keep / f"report-{stamp}.json")
-    _write_json(old_cfg, config.to_json())
+
+    def write_config() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        old_cfg = out / "config.json"
+        if old_cfg.exists():
+            prev = json.loads(old_cfg.read_text())
+            changed = sorted(k for k in set(prev) | set(config.to_json())
+                             if prev.get(k) != config.to_json().get(k))
+            if changed:
+                say(f"config changed in {changed}: stages that depend on these are redone")
+                if (out / "report.json").exists():
+                    keep = out / "reports"
+                    keep.mkdir(exist_ok=True)
+                    stamp = time.strftime("%Y%m%d-%H%M%S")
+                    os.replace(out / "report.json", keep / f"report-{stamp}.json")
+        _write_json(old_cfg, config.to_json())
+
+    on_main(write_config)
 
     t0 = time.perf_counter()
-    data = load_dataset(config.dataset, config.root, config.num_tasks,
-                        features=config.features, num_features=config.num_features,
-                        split=config.split, seed=config.seed, log=progress)
+    with main_first():  # rank 0 builds the processed-data cache, the others read it
+        data = load_dataset(config.dataset, config.root, config.num_tasks,
+                            features=config.features, num_features=config.num_features,
+                            split=config.split, seed=config.seed, log=progress)
     T = int(data.y.size(1))
     k = min(config.num_groups, T)
     if k < config.num_groups:
@@ -159,16 +181,20 @@ def run_pipeline(
 
     def stage(name: str, upstream: str, body: Callable[[Path], dict[str, Any]],
               clear: bool = True) -> Stage:
+        # Rank 0 reads and writes the manifest and broadcasts its decisions; the body runs
+        # on every rank (each shards its own work) and the stage is marked complete only
+        # once all ranks are through it.
         st = Stage(out, name, config.stage_values(name), upstream)
-        if st.done:
-            say(f"[{name}] up to date, skipped (took {st.seconds():.1f} s)")
-            seconds[name] = st.seconds()
+        if on_main(lambda: st.done):
+            seconds[name] = on_main(st.seconds)
+            say(f"[{name}] up to date, skipped (took {seconds[name]:.1f} s)")
             return st
-        status = st.begin(clear)
+        status = on_main(lambda: st.begin(clear))
         say(f"[{name}] {'resuming' if status == 'partial' else 'running'}")
         summary = body(st.folder)
-        st.finish(summary)
-        seconds[name] = st.seconds()
+        barrier()
+        on_main(lambda: st.finish(summary))
+        seconds[name] = on_main(st.seconds)
         say(f"[{name}] done in {seconds[name]:.1f} s")
         return st
 
@@ -189,15 +215,17 @@ def run_pipeline(
         gt.projector_ = gt.make_projector(model)
         gt.estimate(GradientStore(grads.folder / "train"), GradientStore(grads.folder / "val"),
                     model=model, data=data, checkpoint_dir=folder / "fits")
-        np.save(folder / "subsets.npy", gt.subsets_)
-        np.save(folder / "coef.npy", gt.coef_.numpy())
-        np.save(folder / "scores.npy", gt.scores_.numpy())
-        np.save(folder / "base_scores.npy", gt.base_scores_)
-        np.save(folder / "affinity.npy", gt.affinity_)
-        _write_json(folder / "coverage.json", gt.coverage_)
+        if main:  # every rank holds the same estimate; one writes it
+            np.save(folder / "subsets.npy", gt.subsets_)
+            np.save(folder / "coef.npy", gt.coef_.numpy())
+            np.save(folder / "scores.npy", gt.scores_.numpy())
+            np.save(folder / "base_scores.npy", gt.base_scores_)
+            np.save(folder / "affinity.npy", gt.affinity_)
+            _write_json(folder / "coverage.json", gt.coverage_)
         return {"coverage": gt.coverage_, "timings": gt.timings_}
     aff = stage("affinity", grads.fingerprint, affinity)
-    A = np.load(aff.folder / "affinity.npy")
+    A = on_main(lambda: np.load(aff.folder / "affinity.npy"))
+    gt.affinity_ = A  # also when the affinity stage was skipped and grouping is redone
 
     # 4. groupings. Each method is a sub-stage with its own fingerprint, so adding a method
     #    computes only that one; DMTG and TAG train networks of their own on the data.
@@ -207,6 +235,9 @@ def run_pipeline(
         return Stage(folder, name, {"k": k, "solver": config.solver}, up)
 
     def grouping(folder: Path) -> dict[str, Any]:
+        return on_main(lambda: grouping_main(folder))  # cheap next to the rest: rank 0 only
+
+    def grouping_main(folder: Path) -> dict[str, Any]:
         secs = {}
         needed = ["gradtag", "spectral", "random"] + [m for m in ("dmtg", "tag")
                                                       if m in config.methods]
@@ -221,33 +252,47 @@ def run_pipeline(
             secs[name] = sub.seconds()
         return {"seconds": secs}
     grp = stage("grouping", aff.fingerprint, grouping, clear=False)
-    groups = {m: json.loads((grp.folder / m / "groups.json").read_text())
-              for m in ("gradtag", "spectral", "random", "dmtg", "tag")
-              if gstage(grp.folder, m).done}
+    groups = on_main(lambda: {m: json.loads((grp.folder / m / "groups.json").read_text())
+                              for m in ("gradtag", "spectral", "random", "dmtg", "tag")
+                              if gstage(grp.folder, m).done})
     groups["stl"] = singleton_groups(T)
     groups.update({m: [list(range(T))] for m in COMBINER_METHODS})
 
     # 5. grouped training; each method keeps its own fingerprint (groups + settings), so
     #    adding a method or regrouping one retrains only that method
+    def finish_method(sub: Stage, m: dict[str, Any]) -> None:
+        _write_json(sub.folder / "metrics.json", m)
+        sub.finish({"test_macro_f1": m["test_macro_f1"]})
+
     def train(folder: Path) -> dict[str, Any]:
         res = {}
         for method in config.methods:
             sub = Stage(folder, method, {"groups": groups[method], "method": method,
                                          "group_mode": config.group_mode}, base.fingerprint)
-            if not sub.done:
-                sub.begin()
+            if not on_main(lambda sub=sub: sub.done):
+                on_main(sub.begin)
                 say(f"[train] {method}: {len(groups[method])} groups")
                 m = train_groups(data, groups[method], config.train_config(),
                                  mode=config.group_mode, out_dir=sub.folder / "models",
                                  progress=progress,
                                  combiner=method if method in COMBINER_METHODS else None)
-                _write_json(sub.folder / "metrics.json", m)
-                sub.finish({"test_macro_f1": m["test_macro_f1"]})
-            res[method] = sub.seconds()
+                barrier()
+                on_main(lambda sub=sub, m=m: finish_method(sub, m))
+            res[method] = on_main(sub.seconds)
         return {"seconds": res}
     trn = stage("train", grp.fingerprint, train, clear=False)
 
-    # 6. report (always rewritten: cheap)
+    # 6. report (always rewritten: cheap), by rank 0; every rank returns it
+    report = on_main(lambda: _report(config, out, data, model, base, trn, aff, groups,
+                                     seconds, k, T, A))
+    say(f"report: {out / 'report.md'}")
+    return report
+
+
+def _report(config: RunConfig, out: Path, data: Data, model: torch.nn.Module, base: Stage,
+            trn: Stage, aff: Stage, groups: dict[str, list[list[int]]],
+            seconds: dict[str, float], k: int, T: int, A: np.ndarray) -> dict[str, Any]:
+    """Assemble the report of a finished run and write its files."""
     methods: dict[str, Any] = {}
     bm = json.loads((base.folder / "metrics.json").read_text())
     methods["mtl"] = {"num_groups": 1, "test_macro_f1": bm["test_macro_f1"],
@@ -274,5 +319,4 @@ def run_pipeline(
         "planted_group_ari": planted,
     }
     write_report(out, report, A, groups["gradtag"])
-    say(f"report: {out / 'report.md'}")
     return report

@@ -28,6 +28,14 @@ import torch
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from graphtag.distributed import (
+    all_gather_object,
+    broadcast_object,
+    get_world_size,
+    is_main,
+    on_main,
+    shard,
+)
 from graphtag.models import GroupedHeads
 from graphtag.training.losses import masked_bce_per_task
 from graphtag.training.metrics import multitask_scores
@@ -98,6 +106,14 @@ def train_groups(
         Name of a :mod:`graphtag.optim` combiner (``"pcgrad"``, ``"fairgrad"``, ...) used by
         every model's trainer; None is the plain sum of task losses.
 
+    Notes
+    -----
+    Under a process group (``torchrun``) every rank calls this and gets the same result. In
+    ``"models"`` mode with several groups, group ``i`` is trained by rank ``i % world`` on
+    its own (so each group's model is exactly the one a single process trains) and its
+    logits are sent to every rank; with one group, and in ``"heads"`` mode, all ranks train
+    the one model data parallel (see :class:`~graphtag.training.Trainer`).
+
     Returns
     -------
     dict
@@ -130,32 +146,47 @@ def train_groups(
         seconds = time.perf_counter() - t0
         n_params = sum(p.numel() for p in tr.model.parameters())
     else:
-        bar = tqdm(groups, desc="groups", unit="group", disable=not progress or len(groups) < 2)
-        for i, g in enumerate(bar):
+        world = get_world_size()
+        # Several groups under a process group: each rank trains its own groups (round robin)
+        # alone. One group: all ranks train it together (data parallel, in the trainer).
+        parallel = world > 1 and len(groups) > 1
+        mine = shard(range(len(groups))) if parallel else list(range(len(groups)))
+        trained: dict[int, tuple[torch.Tensor, int]] = {}
+        bar = tqdm(mine, desc="groups", unit="group",
+                   disable=not progress or len(groups) < 2 or not is_main())
+        for i in bar:
+            g = groups[i]
             gdir = out / f"group_{i:03d}" if out is not None else None
             done = gdir / "logits.pt" if gdir is not None else None
-            if done is not None and done.exists():
+            # ranks that train one model together must agree on skipping it: rank 0 decides
+            if done is not None and (done.exists() if parallel else on_main(done.exists)):
                 saved = torch.load(done, weights_only=True)
                 if saved["tasks"] != g:
                     raise RuntimeError(f"{done} was trained for other tasks; delete {out}.")
-                logits[:, g] = saved["logits"]
-                n_params += int(saved["num_parameters"])
+                trained[i] = (saved["logits"], int(saved["num_parameters"]))
                 continue
             t0 = time.perf_counter()
             tr = build_trainer(config, data.num_features, len(g),
                                progress=progress and len(groups) == 1,
                                checkpoint_dir=None if gdir is None else gdir / "checkpoints",
-                               **extra)
+                               distributed=False if parallel else None, **extra)
             tr.fit(_subset_data(data, g), resume=gdir is not None)
             lg = tr.predict_logits(data)
-            logits[:, g] = lg
             seconds += time.perf_counter() - t0
             n = sum(p.numel() for p in tr.model.parameters())
-            n_params += n
-            if done is not None:
+            trained[i] = (lg, n)
+            if done is not None and (parallel or is_main()):
                 tmp = done.with_name("logits.pt.tmp")
                 torch.save({"tasks": g, "logits": lg, "num_parameters": n}, tmp)
                 os.replace(tmp, done)
+        if parallel:
+            # every rank gets every group's logits from the rank that trained it
+            seconds = sum(all_gather_object(seconds))
+            trained = {i: broadcast_object(trained.get(i), src=i % world)
+                       for i in range(len(groups))}
+        for i, g in enumerate(groups):
+            logits[:, g] = trained[i][0]
+            n_params += trained[i][1]
     return _scores(data, logits, groups, mode, seconds, n_params)
 
 

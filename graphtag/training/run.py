@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from graphtag.datasets import load_dataset
+from graphtag.distributed import barrier, broadcast_object, is_main, main_first, on_main
 from graphtag.models import build_model
 from graphtag.training.metrics import constant_predictor_f1
 from graphtag.training.trainer import Trainer, seed_everything
@@ -123,6 +124,10 @@ def train_run(
     Returns the metrics dict (also in ``metrics.json``): test/val macro-F1, micro-F1, ROC-AUC,
     per-task F1, the constant-predictor macro-F1 on test, epochs run, and timings.
 
+    Under a process group (``torchrun``), every rank calls this: the model trains data
+    parallel (see :class:`~graphtag.training.Trainer`), rank 0 writes the run folder, and
+    every rank returns the same metrics.
+
     Raises
     ------
     FileExistsError
@@ -130,28 +135,32 @@ def train_run(
         folder).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     cfg = config.to_json()
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        if old != cfg and not overwrite:
-            diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-            raise FileExistsError(
-                f"{out} holds a run with a different config (differs in {diff}); choose another "
-                "--out folder or pass --overwrite to replace it."
-            )
-        if old != cfg:
-            for f in ("metrics.json", "history.json", "model.pt"):
-                (out / f).unlink(missing_ok=True)
-            for f in (out / "checkpoints").glob("*.pt"):
-                f.unlink()
-    _write_json(cfg_path, cfg)
 
+    def prepare() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if old != cfg and not overwrite:
+                diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                raise FileExistsError(
+                    f"{out} holds a run with a different config (differs in {diff}); choose "
+                    "another --out folder or pass --overwrite to replace it."
+                )
+            if old != cfg:
+                for f in ("metrics.json", "history.json", "model.pt"):
+                    (out / f).unlink(missing_ok=True)
+                for f in (out / "checkpoints").glob("*.pt"):
+                    f.unlink()
+        _write_json(cfg_path, cfg)
+
+    on_main(prepare)  # one writer; under torchrun every rank trains (data parallel)
     t0 = time.perf_counter()
-    data = load_dataset(config.dataset, config.root, config.num_tasks,
-                        features=config.features, num_features=config.num_features,
-                        split=config.split, seed=config.seed, log=progress)
+    with main_first():  # rank 0 builds the processed-data cache, the others read it
+        data = load_dataset(config.dataset, config.root, config.num_tasks,
+                            features=config.features, num_features=config.num_features,
+                            split=config.split, seed=config.seed, log=progress and is_main())
     t_data = time.perf_counter() - t0
     trainer = build_trainer(config, data.num_features, data.y.size(1),
                             checkpoint_dir=out / "checkpoints", progress=progress)
@@ -159,6 +168,9 @@ def train_run(
     t1 = time.perf_counter()
     trainer.fit(data, resume=True)
     t_train = time.perf_counter() - t1
+    if not is_main():  # the weights are the same on every rank: rank 0 reports them
+        barrier()
+        return broadcast_object(None)
     logits = trainer.predict_logits(data)
     test = trainer.evaluate(data, "test", logits)
     val = trainer.evaluate(data, "val", logits)
@@ -182,4 +194,5 @@ def train_run(
     trainer.save_history(out / "history.json")
     torch.save(model.state_dict(), out / "model.pt")
     _write_json(out / "metrics.json", metrics)
-    return metrics
+    barrier()  # model.pt is written before any rank goes on to read it
+    return broadcast_object(metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -17,9 +18,11 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.loader import NeighborLoader
+from torch_geometric.sampler import NeighborSampler
 from torch_sparse import SparseTensor
 from tqdm.auto import tqdm
 
+from graphtag import distributed as gdist
 from graphtag.models.sign import sign_propagate
 from graphtag.optim.base import EqualWeighting, LossCombiner
 from graphtag.training.losses import masked_bce_per_task
@@ -97,6 +100,29 @@ class Trainer:
         when validation improves; ``fit(..., resume=True)`` continues from ``last.pt``.
     progress
         Show a tqdm bar over epochs.
+    distributed
+        Data-parallel training over the ranks of an initialised process group (see
+        :mod:`graphtag.distributed`): ``None`` (default) when one with more than one rank is
+        initialised, ``False`` never (each process trains on its own, e.g. a different model
+        per rank). See Notes.
+
+    Notes
+    -----
+    Distributed training. Every rank builds the same model and calls :meth:`fit` with the
+    same data. Each epoch the training nodes are shuffled by the shared seeded generator
+    (identically on all ranks), padded by wrapping around to a multiple of the world size,
+    and rank ``r`` takes positions ``r, r + world, ...``: equal shares, hence the same number
+    of batches per rank, so the collectives line up. A rank's batch is
+    ``ceil(batch_size / world)`` nodes, so a step still sees about ``batch_size`` nodes in
+    all and an epoch has about as many steps as in one process. With the default combiner
+    the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; another
+    combiner is applied to each rank's local batch and the resulting gradients are averaged
+    over the ranks (a data-parallel variant, not the combiner on the union batch). Rank 0
+    evaluates, decides early stopping and writes the checkpoints; the others receive its
+    numbers, so every rank takes the same decisions and ends with the same weights. Dropout
+    and neighbour sampling draw from per-rank streams (seed offset by the rank). The result
+    matches a one-process run only statistically: batch composition differs, so it cannot
+    be bit-identical; a resume with the same world size continues exactly.
 
     Attributes
     ----------
@@ -125,6 +151,7 @@ class Trainer:
         seed: int = 0,
         checkpoint_dir: str | os.PathLike | None = None,
         progress: bool = True,
+        distributed: bool | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1 (got {epochs}).")
@@ -146,7 +173,11 @@ class Trainer:
         self.seed = seed
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
+        self.distributed = distributed
         self._cache: dict[str, Any] = {}
+        # The module batches are run through: the model, or its DDP wrapper during fit.
+        self._net: nn.Module = model
+        self._sync: str | None = None  # None, "ddp" or "allreduce" (set by fit)
         # Representation capture for combiners that need it (see _capture_representation).
         self._rep_capture = False
         self._rep_rows: Any = None
@@ -279,8 +310,26 @@ class Trainer:
         return scores
 
     # ----------------------------------------------------------------- training
+    def _rank_nodes(self, data: Data, gen: torch.Generator | None) -> Tensor:
+        """This rank's share of the training nodes for one epoch (distributed training).
+
+        The shuffle (when ``gen`` is given) is the same on every rank; padding by wrapping
+        around gives every rank ``ceil(n / world)`` nodes.
+        """
+        idx = data.train_mask.nonzero().flatten()
+        if gen is not None:
+            idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        world = gdist.get_world_size()
+        total = math.ceil(idx.numel() / world) * world
+        if total > idx.numel():
+            idx = idx.repeat(math.ceil(total / idx.numel()))[:total]
+        return idx[gdist.get_rank()::world]
+
     def _batches(self, data: Data, gen: torch.Generator):
         """Yield ``(logits, y, label_mask)`` for the seed nodes of each training batch."""
+        if self._sync is not None:
+            yield from self._rank_batches(data, gen)
+            return
         lm = data.get("label_mask")
         dev = self.device
         if not self._uses_graph:
@@ -298,11 +347,7 @@ class Trainer:
                 lambda: self.model(data.x.to(dev), data.edge_index.to(dev)), m)
             yield out, data.y.to(dev)[m], None if lm is None else lm.to(dev)[m]
             return
-        if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
-            raise ValueError(
-                f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
-                f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
-            )
+        self._check_fanouts()
         if "loader" not in self._cache:
             with warnings.catch_warnings():
                 # pyg-lib has no wheels here; torch-sparse's sampler is the supported fallback.
@@ -319,6 +364,65 @@ class Trainer:
             blm = batch.get("label_mask")
             yield out, batch.y[:bs].to(dev), None if blm is None else blm[:bs].to(dev)
 
+    def _rank_batches(self, data: Data, gen: torch.Generator):
+        """:meth:`_batches` of distributed training: this rank's share, ``ceil(batch_size /
+        world)`` nodes per batch, through the (DDP-wrapped) module."""
+        lm = data.get("label_mask")
+        dev, net = self.device, self._net
+        bs = math.ceil(self.batch_size / gdist.get_world_size())
+        if self._uses_graph and self.full_batch:
+            if "rank_rows" not in self._cache:  # a fixed share: the step sees the whole graph
+                self._cache["rank_rows"] = self._rank_nodes(data, None).to(dev)
+            rows = self._cache["rank_rows"]
+            out = self._forward_rows(lambda: net(data.x.to(dev), data.edge_index.to(dev)), rows)
+            yield out, data.y.to(dev)[rows], None if lm is None else lm.to(dev)[rows]
+            return
+        idx = self._rank_nodes(data, gen)
+        if not self._uses_graph:
+            xs = self._sign_inputs(data)
+            for s in range(0, idx.numel(), bs):
+                b = idx[s : s + bs]
+                yield (net(xs[b].to(dev)), data.y[b].to(dev),
+                       None if lm is None else lm[b].to(dev))
+            return
+        self._check_fanouts()
+        if "sampler" not in self._cache:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*pyg-lib.*")
+                self._cache["sampler"] = NeighborSampler(data, self.num_neighbors)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pyg-lib.*")
+            loader = NeighborLoader(data, num_neighbors=self.num_neighbors, batch_size=bs,
+                                    input_nodes=idx, shuffle=False,
+                                    neighbor_sampler=self._cache["sampler"])
+        for batch in loader:
+            n = batch.batch_size
+            out = self._forward_rows(
+                lambda batch=batch: net(batch.x.to(dev), batch.edge_index.to(dev)),
+                slice(0, n))
+            blm = batch.get("label_mask")
+            yield out, batch.y[:n].to(dev), None if blm is None else blm[:n].to(dev)
+
+    def _check_fanouts(self) -> None:
+        if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
+            raise ValueError(
+                f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
+                f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
+            )
+
+    def _average_gradients(self) -> None:
+        """Average ``.grad`` over the ranks (distributed training without DDP's hooks)."""
+        params = list(self.model.parameters())
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                          for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= gdist.get_world_size()
+        pos = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[pos : pos + n].view_as(p).clone()
+            pos += n
+
     def fit(self, data: Data, *, resume: bool = False) -> Trainer:
         """Train on ``data`` (see the class docstring); returns ``self``.
 
@@ -329,11 +433,14 @@ class Trainer:
         self._check_data(data)
         self._cache.clear()
         self.model.to(self.device)
+        self._sync = self._sync_mode()
+        rank = gdist.get_rank() if self._sync else 0
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr,
                                weight_decay=self.weight_decay)
         pos_weight = self._pos_weight(data)
-        gen = torch.Generator().manual_seed(self.seed)
-        seed_everything(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)  # the shuffle: the same on all ranks
+        # dropout and neighbour sampling: a stream per rank (rank 0 keeps the plain seed)
+        seed_everything(self.seed + 1_000_003 * rank)
         start, bad = 1, 0
         self.history_: list[dict[str, float]] = []
         self.best_score_, self.best_epoch_ = -float("inf"), 0
@@ -341,14 +448,17 @@ class Trainer:
         last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         if last is not None:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        if resume and last is not None and last.exists():
-            ck = torch.load(last, weights_only=False, map_location=self.device)
+        ck = self._load_last(last) if resume and last is not None else None
+        if ck is not None:
             self.model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             best_state, bad = ck["best_state"], ck["bad_epochs"]
             self.history_, self.best_score_, self.best_epoch_ = (
                 ck["history"], ck["best_score"], ck["best_epoch"])
-            _set_rng_state(ck["rng"])
+            rngs = ck.get("rng_ranks")
+            # each rank its own streams when the world size is the one that saved them
+            same_world = rngs is not None and len(rngs) == gdist.get_world_size()
+            _set_rng_state(rngs[rank] if self._sync and same_world else ck["rng"])
             gen.set_state(ck["gen"])
             start = ck["epoch"] + 1
             if ck.get("finished"):
@@ -358,8 +468,15 @@ class Trainer:
         after_step = getattr(self.combiner, "after_step", None)
         handle = self._capture_representation() if needs_rep else None
         self._rep_capture = needs_rep
-        bar = tqdm(range(start, self.epochs + 1), desc="train", disable=not self.progress,
+        bar = tqdm(range(start, self.epochs + 1), desc="train",
+                   disable=not self.progress or rank != 0,
                    initial=start - 1, total=self.epochs)
+        if self._sync == "ddp":
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index if self.device.index is not None
+                   else torch.cuda.current_device()] if self.device.type == "cuda" else None
+            self._net = DistributedDataParallel(self.model, device_ids=ids)
         try:
             self._train_epochs(data, bar, opt, gen, pos_weight, shared, after_step,
                                best_state, bad, last)
@@ -367,11 +484,32 @@ class Trainer:
             if handle is not None:
                 handle.remove()
             self._rep_capture, self._rep = False, None
+            self._net, self._sync = self.model, None
         return self
+
+    def _sync_mode(self) -> str | None:
+        """How gradients meet across ranks: None (one process, or ``distributed=False``),
+        ``"ddp"`` (plain sum: DistributedDataParallel) or ``"allreduce"`` (a combiner that
+        computes its own gradients, which DDP's backward hooks would not see)."""
+        if self.distributed is False or not gdist.is_distributed():
+            return None
+        plain = type(self.combiner) is EqualWeighting
+        return "ddp" if plain else "allreduce"
+
+    def _load_last(self, last: Path) -> dict[str, Any] | None:
+        """The ``last.pt`` checkpoint, or None. Distributed: rank 0 reads it and sends it,
+        so the other ranks never depend on seeing a file another node wrote."""
+        if self._sync is None:
+            if not last.exists():
+                return None
+            return torch.load(last, weights_only=False, map_location=self.device)
+        return gdist.on_main(lambda: torch.load(last, weights_only=False, map_location="cpu")
+                             if last.exists() else None)
 
     def _train_epochs(self, data, bar, opt, gen, pos_weight, shared, after_step,
                       best_state, bad, last) -> None:
         """The epoch loop of :meth:`fit` (split out so the head hook is always removed)."""
+        writes = self._sync is None or gdist.is_main()  # distributed: rank 0 checkpoints
         for epoch in bar:
             t0 = time.perf_counter()
             self.model.train()
@@ -384,12 +522,20 @@ class Trainer:
                     self.combiner.backward(losses, shared, rep=rep)
                 else:
                     self.combiner.backward(losses, shared)
+                if self._sync == "allreduce":
+                    self._average_gradients()
                 opt.step()
                 if after_step is not None:
                     after_step(self.model)
                 total += float(losses.detach().mean())
                 nb += 1
-            val = self.evaluate(data, "val")
+            if self._sync is not None:
+                # the mean over every rank's batches; validation once, on rank 0, for all
+                parts = gdist.all_gather_object((total, nb))
+                total, nb = sum(t for t, _ in parts), sum(n for _, n in parts)
+                val = gdist.on_main(lambda: self.evaluate(data, "val"))
+            else:
+                val = self.evaluate(data, "val")
             rec = {"epoch": epoch, "loss": total / max(nb, 1), "val_loss": val["loss"],
                    "val_macro_f1": val["macro_f1"], "seconds": time.perf_counter() - t0}
             self.history_.append(rec)
@@ -397,21 +543,24 @@ class Trainer:
             if score > self.best_score_:
                 self.best_score_, self.best_epoch_, bad = score, epoch, 0
                 best_state = copy.deepcopy(self.model.state_dict())
-                if self.checkpoint_dir is not None:
+                if self.checkpoint_dir is not None and writes:
                     _atomic_save(best_state, self.checkpoint_dir / "best.pt")
             else:
                 bad += 1
             stop = self.patience is not None and bad >= self.patience
             bar.set_postfix(loss=f"{rec['loss']:.4f}", val_f1=f"{rec['val_macro_f1']:.4f}")
             if last is not None:
-                _atomic_save({
-                    "epoch": epoch, "model": self.model.state_dict(),
-                    "optimizer": opt.state_dict(), "best_state": best_state,
-                    "bad_epochs": bad, "history": self.history_,
-                    "best_score": self.best_score_, "best_epoch": self.best_epoch_,
-                    "rng": _rng_state(), "gen": gen.get_state(),
-                    "finished": stop or epoch == self.epochs,
-                }, last)
+                rng = _rng_state()
+                rngs = gdist.all_gather_object(rng) if self._sync else None
+                if writes:
+                    _atomic_save({
+                        "epoch": epoch, "model": self.model.state_dict(),
+                        "optimizer": opt.state_dict(), "best_state": best_state,
+                        "bad_epochs": bad, "history": self.history_,
+                        "best_score": self.best_score_, "best_epoch": self.best_epoch_,
+                        "rng": rng, "rng_ranks": rngs, "gen": gen.get_state(),
+                        "finished": stop or epoch == self.epochs,
+                    }, last)
             if stop:
                 break
         bar.close()
