@@ -78,3 +78,29 @@ def test_label_mask_shape_checked():
     with pytest.raises(ValueError, match="label_mask shape"):
         make_multitask_data(ei, y, features="random", num_features=2, split=(1, 0, 0),
                             label_mask=np.ones((3, 3), bool))
+
+
+@pytest.mark.parametrize("induced", [True, False])
+def test_lookup_table_and_binary_search_relabelling_agree(induced):
+    # Small ids take the lookup-table path; the same graph with ids spread over 10**12 takes
+    # the binary-search path. Both must give the same tasks up to the id map.
+    rng = np.random.default_rng(0)
+    e = rng.integers(0, 300, size=(2, 2000))
+    e = e[:, e[0] != e[1]]
+    comms = [rng.choice(300, size=rng.integers(5, 60), replace=False) for _ in range(12)]
+    spread = np.sort(rng.choice(10**12, size=300, replace=False))
+    a = build_community_tasks(e, comms, 8, induced=induced)
+    b = build_community_tasks(spread[e], [spread[c] for c in comms], 8, induced=induced)
+    assert np.array_equal(spread[a.node_ids], b.node_ids)
+    assert np.array_equal(a.edge_index, b.edge_index) and np.array_equal(a.y, b.y)
+    assert np.array_equal(a.community_index, b.community_index)
+    # Labels are the chosen communities (restricted to the graph), edges relabel correctly.
+    for k, ci in enumerate(a.community_index):
+        want = set(comms[ci].tolist()) & set(np.unique(e).tolist())
+        assert set(a.node_ids[a.y[:, k] == 1].tolist()) == want
+    orig = a.node_ids[a.edge_index]
+    if induced:
+        keep = np.isin(e[0], a.node_ids) & np.isin(e[1], a.node_ids)
+        assert np.array_equal(orig, e[:, keep])
+    else:
+        assert np.array_equal(orig, e)

@@ -5,8 +5,10 @@ Two text formats, as distributed by the SNAP "networks with ground-truth communi
 * ``*.ungraph.txt[.gz]``: ``#`` comment lines, then one undirected edge a line as ``u<TAB>v``;
 * ``*.cmty.txt[.gz]``: one community a line, its node ids separated by whitespace.
 
-Parsing is vectorised (pandas' C parser for edges) because edge lists reach tens of millions of
-lines. On malformed input the file is rescanned line by line only to name the first bad line.
+Parsing is vectorised (pandas' C parser for edges, read in chunks of bounded size) because edge
+lists reach tens of millions of lines. On malformed input the file is rescanned line by line
+only to name the first bad line. Writing formats integers with numpy digit arithmetic (about
+2.5x faster than ``DataFrame.to_csv``), chunk by chunk.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import numpy as np
 
 __all__ = [
     "DataFormatError",
+    "canonical_edges",
+    "format_int_rows",
     "read_communities",
     "read_edge_list",
+    "sorted_unique",
     "write_communities",
     "write_edge_list",
 ]
@@ -42,12 +47,98 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def _open_write(path: Path, gz: bool) -> io.TextIOBase:
+def _open_write(path: Path, gz: bool, compresslevel: int = 6) -> io.BufferedIOBase:
+    """Binary writer; gzip with ``mtime=0`` so the bytes are reproducible.
+
+    Level 6 is ~3x faster than 9 for ~2 % size; level 1 is another ~6x faster on edge lists
+    for ~7 % size (the choice for generated graphs of tens of millions of edges).
+    """
+    if not 1 <= compresslevel <= 9:
+        raise ValueError(f"compresslevel must lie in [1, 9] (got {compresslevel}).")
     if gz:
-        # mtime=0 keeps the bytes reproducible; level 6 is ~3x faster than 9 for ~2% size.
-        raw = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
-    return open(path, "w", encoding="utf-8", newline="\n")
+        return gzip.GzipFile(path, "wb", compresslevel=compresslevel, mtime=0)
+    return open(path, "wb")
+
+
+def format_int_rows(values: np.ndarray, seps: np.ndarray | bytes) -> bytes:
+    """Decimal text of non-negative integers, each followed by a separator byte.
+
+    Vectorised: digits come from integer division on ``uint32`` (``uint64`` above 2**32 - 1)
+    and leading zeros are dropped by one boolean gather, so the cost is a few passes over the
+    values, with no Python-level loop per value.
+
+    Parameters
+    ----------
+    values
+        1-D array of non-negative integers.
+    seps
+        One separator byte per value (``uint8`` array or ``bytes`` of the same length), or a
+        ``bytes`` pattern whose length divides ``len(values)``, repeated: ``b"\\t\\n"``
+        turns a row-major ``(E, 2)`` array into ``u<TAB>v`` lines.
+
+    Returns
+    -------
+    bytes
+        ``str(values[0]) + seps[0] + str(values[1]) + seps[1] + ...``.
+
+    Raises
+    ------
+    ValueError
+        On negative values or a separator pattern that does not fit.
+    """
+    v = np.asarray(values).ravel()
+    n = v.size
+    if n == 0:
+        return b""
+    if isinstance(seps, bytes | bytearray):
+        pat = np.frombuffer(bytes(seps), dtype=np.uint8)
+        if pat.size == 0 or n % pat.size:
+            raise ValueError(f"separator pattern of length {pat.size} does not divide {n}.")
+        sep = np.tile(pat, n // pat.size)
+    else:
+        sep = np.asarray(seps, dtype=np.uint8).ravel()
+        if sep.size != n:
+            raise ValueError(f"need one separator per value ({n}), got {sep.size}.")
+    if int(v.min()) < 0:
+        raise ValueError("format_int_rows writes non-negative integers only.")
+    hi = int(v.max())
+    width = len(str(hi))
+    w = v.astype(np.uint32 if hi < 2**32 else np.uint64)
+    text = np.empty((n, width + 1), dtype=np.uint8)
+    for k in range(width - 1, -1, -1):
+        q = w // 10
+        np.subtract(w, q * 10, out=text[:, k], casting="unsafe")
+        w = q
+    text[:, :width] += ord("0")
+    text[:, width] = sep
+    keep = np.ones((n, width + 1), dtype=bool)
+    for k in range(width - 1):  # column k is a leading zero when v < 10 ** (width - 1 - k)
+        np.greater_equal(v, 10 ** (width - 1 - k), out=keep[:, k])
+    return text[keep].tobytes()
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values of an integer array (flattened), like ``np.unique(a)``.
+
+    NumPy 2.4's ``np.unique`` takes a hash-table path for integers that measured 40-70x slower
+    than sorting here (42 s for 42M int64 against 0.6 s; 26 ms against 0.8 ms for one 93k-id
+    community). This sorts a copy and keeps the first of each run, or, when the values are
+    non-negative and dense (``max < 4 * size``), marks them in a boolean table (no sort).
+    """
+    a = np.asarray(a).ravel()
+    if a.size == 0:
+        return a.copy()
+    if a.dtype.kind in "iu":
+        lo, hi = int(a.min()), int(a.max())
+        if lo >= 0 and hi < 4 * a.size:
+            table = np.zeros(hi + 1, dtype=bool)
+            table[a] = True
+            return np.flatnonzero(table).astype(a.dtype, copy=False)
+    out = np.sort(a)
+    keep = np.empty(out.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
 
 
 def _first_bad_edge_line(path: Path) -> tuple[int, str, str]:
@@ -69,7 +160,9 @@ def _first_bad_edge_line(path: Path) -> tuple[int, str, str]:
     return 0, "", "unknown parse failure"
 
 
-def read_edge_list(path: str | os.PathLike, *, dedupe: bool = True) -> np.ndarray:
+def read_edge_list(
+    path: str | os.PathLike, *, dedupe: bool = True, chunk_size: int = 1 << 22
+) -> np.ndarray:
     """Read an undirected SNAP edge list.
 
     Parameters
@@ -79,12 +172,18 @@ def read_edge_list(path: str | os.PathLike, *, dedupe: bool = True) -> np.ndarra
     dedupe
         Remove self-loops and duplicate edges (``u v`` and ``v u`` count as one), warning
         with their counts. This is the documented fix-up; GNN code adds self-loops itself.
+    chunk_size
+        Lines parsed per step (pandas' C parser). Each parsed chunk is reduced to two
+        ``int32`` columns (``int64`` when ids reach 2**31) before the next one is read, so
+        the peak memory is about 33 bytes per edge with ``dedupe`` (one ``int64`` sort key and
+        the ``(2, E)`` result) instead of several ``int64`` copies of the whole list. The
+        result does not depend on it.
 
     Returns
     -------
     numpy.ndarray
-        ``(2, E)`` int64 array of original node ids, each undirected edge once with
-        ``u < v`` when ``dedupe`` is true.
+        ``(2, E)`` int64 array of original node ids; with ``dedupe`` each undirected edge
+        once with ``u < v``, sorted by ``(u, v)``; without it the lines in file order.
 
     Raises
     ------
@@ -93,63 +192,150 @@ def read_edge_list(path: str | os.PathLike, *, dedupe: bool = True) -> np.ndarra
     """
     import pandas as pd
 
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 (got {chunk_size}).")
     path = Path(path)
+    first: list[np.ndarray] = []
+    second: list[np.ndarray] = []
+    n_loops = 0
+    negative = False
     try:
         with _open_text(path) as f:
-            df = pd.read_csv(
+            reader = pd.read_csv(
                 f,
                 sep=r"\s+",
                 comment="#",
                 header=None,
                 dtype=np.int64,
                 engine="c",
+                chunksize=chunk_size,
             )
-        if df.shape[1] != 2:
-            raise ValueError("wrong column count")
-        edges = df.to_numpy(dtype=np.int64).T.copy()
+            for df in reader:
+                if df.shape[1] != 2:
+                    raise ValueError("wrong column count")
+                a = df.to_numpy(dtype=np.int64)
+                del df
+                if a.size and a.min() < 0:
+                    negative = True
+                    break
+                u, v = a[:, 0], a[:, 1]
+                if dedupe:
+                    lo, hi = np.minimum(u, v), np.maximum(u, v)
+                    keep = lo != hi
+                    n_loops += int(keep.size - keep.sum())
+                    u, v = lo[keep], hi[keep]
+                small = not u.size or max(int(u.max()), int(v.max())) < 2**31
+                dt = np.int32 if small else np.int64
+                first.append(u.astype(dt))
+                second.append(v.astype(dt))
     except pd.errors.EmptyDataError:
-        edges = np.empty((2, 0), dtype=np.int64)
+        pass
     except (ValueError, pd.errors.ParserError) as err:
         lineno, line, why = _first_bad_edge_line(path)
         raise DataFormatError(
             f"{path}, line {lineno}: {why}: {line!r}. Each non-comment line must be two "
             "integer node ids 'u<TAB>v'; fix or delete that line (comments start with '#')."
         ) from err
-    if edges.size and edges.min() < 0:
+    if negative:
         lineno, line, why = _first_bad_edge_line(path)
         raise DataFormatError(f"{path}, line {lineno}: {why}: {line!r}. Node ids must be >= 0.")
-    if edges.shape[1] == 0:
+    n_lines = n_loops + sum(c.size for c in first)
+    if n_lines == 0:
         raise DataFormatError(f"{path}: no edges found. Is this an edge list ('u<TAB>v' lines)?")
-    if dedupe:
-        edges = canonical_edges(edges, source=str(path))
+    lo = _concat_free(first)
+    hi = _concat_free(second)
+    if not dedupe:
+        edges = np.empty((2, lo.size), dtype=np.int64)
+        edges[0], edges[1] = lo, hi
+        return edges
+    edges = _unique_pairs(lo, hi)
+    _warn_removed(n_loops, n_lines - n_loops - edges.shape[1], str(path))
     return edges
 
 
-def canonical_edges(edges: np.ndarray, source: str = "edge list") -> np.ndarray:
-    """Drop self-loops and duplicates of an undirected ``(2, E)`` edge array; ``u < v`` after.
+def _concat_free(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate and empty ``parts`` (so the pieces can be freed)."""
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    out = np.concatenate(parts)
+    parts.clear()
+    return out
 
-    Warns with the number of removed self-loops and duplicates (naming ``source``).
+
+def _unique_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sorted unique columns of ``(lo, hi)`` as a ``(2, U)`` int64 array.
+
+    One int64 key per pair, sorted in place (a single SIMD sort) and deduplicated by a
+    neighbour comparison; lexicographic ``np.unique(axis=1)`` when keys would overflow.
     """
-    loops = edges[0] == edges[1]
-    n_loops = int(loops.sum())
-    e = edges[:, ~loops]
-    lo, hi = np.minimum(e[0], e[1]), np.maximum(e[0], e[1])
-    # One int64 key per edge keeps np.unique a single radix-friendly sort.
-    span = int(hi.max()) + 1 if hi.size else 1
-    if span < 2**31:
-        key = lo * span + hi
-        uniq = np.unique(key)
-        out = np.stack([uniq // span, uniq % span])
-    else:
-        out = np.unique(np.stack([lo, hi]), axis=1)
-    n_dup = e.shape[1] - out.shape[1]
+    span = int(max(int(lo.max()), int(hi.max()))) + 1 if lo.size else 1
+    if span > 3_037_000_499:  # span**2 would overflow int64
+        return np.unique(np.stack([lo, hi]).astype(np.int64), axis=1)
+    key = lo.astype(np.int64)
+    key *= span
+    key += hi
+    key.sort()
+    if key.size:
+        keep = np.empty(key.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(key[1:], key[:-1], out=keep[1:])
+        key = key[keep]
+        del keep
+    out = np.empty((2, key.size), dtype=np.int64)
+    np.divmod(key, span, out=(out[0], out[1]))
+    return out
+
+
+def _warn_removed(n_loops: int, n_dup: int, source: str) -> None:
     if n_loops or n_dup:
         warnings.warn(
             f"{source}: removed {n_loops} self-loop(s) and {n_dup} duplicate edge(s) "
             "(undirected: 'u v' and 'v u' are the same edge).",
             stacklevel=3,
         )
-    return out.astype(np.int64, copy=False)
+
+
+def canonical_edges(edges: np.ndarray, source: str = "edge list") -> np.ndarray:
+    """Drop self-loops and duplicates of an undirected ``(2, E)`` edge array; ``u < v`` after.
+
+    The result is sorted by ``(u, v)``. Warns with the number of removed self-loops and
+    duplicates (naming ``source``).
+    """
+    edges = np.asarray(edges)
+    lo, hi = np.minimum(edges[0], edges[1]), np.maximum(edges[0], edges[1])
+    keep = lo != hi
+    n_loops = int(keep.size - keep.sum())
+    if n_loops:
+        lo, hi = lo[keep], hi[keep]
+    del keep
+    out = _unique_pairs(lo, hi)
+    _warn_removed(n_loops, lo.size - out.shape[1], source)
+    return out
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+def _parse_ids(s: str) -> np.ndarray | None:
+    """Whitespace-separated integers of one line, or None when a token is not one.
+
+    ``np.fromstring`` in text mode parses in C (about 6x faster than ``split`` + ``np.array``);
+    it saturates on overflow and stops at a bad token, so those cases are re-parsed the slow
+    way, which raises on them.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            ids = np.fromstring(s, dtype=np.int64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        ids = None
+    if ids is not None and ids.size and ids.max() < _INT64_MAX and ids.min() > _INT64_MIN:
+        return ids
+    try:
+        return np.array(s.split(), dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
 
 
 def read_communities(path: str | os.PathLike) -> list[np.ndarray]:
@@ -179,19 +365,20 @@ def read_communities(path: str | os.PathLike) -> list[np.ndarray]:
                 if not s:
                     empty.append(lineno)
                 continue
-            try:
-                ids = np.array(s.split(), dtype=np.int64)
-            except (ValueError, OverflowError):
-                bad = next(t for t in s.split() if not t.lstrip("-").isdigit())
+            ids = _parse_ids(s)
+            if ids is None:
+                bad = next((t for t in s.split() if not t.lstrip("-").isdigit()), None)
+                what = (f"{bad!r} is not an integer node id" if bad is not None
+                        else "a node id is out of the int64 range")
                 raise DataFormatError(
-                    f"{path}, line {lineno}: {bad!r} is not an integer node id. A community file "
-                    "holds one community a line as whitespace-separated integer node ids."
+                    f"{path}, line {lineno}: {what}. A community file holds one community a "
+                    "line as whitespace-separated integer node ids."
                 ) from None
             if ids.min() < 0:
                 raise DataFormatError(
                     f"{path}, line {lineno}: negative node id {int(ids.min())}; ids must be >= 0."
                 )
-            out.append(np.unique(ids))
+            out.append(sorted_unique(ids))
     if empty:
         warnings.warn(
             f"{path}: skipped {len(empty)} empty line(s) (first at line {empty[0]}).",
@@ -203,30 +390,81 @@ def read_communities(path: str | os.PathLike) -> list[np.ndarray]:
 
 
 def write_edge_list(
-    path: str | os.PathLike, edges: np.ndarray, *, header: Sequence[str] = (), chunk: int = 1 << 22
+    path: str | os.PathLike,
+    edges: np.ndarray,
+    *,
+    header: Sequence[str] = (),
+    chunk: int = 1 << 22,
+    compresslevel: int = 6,
 ) -> None:
     """Write a ``(2, E)`` edge array in SNAP format (gzip if ``path`` ends in ``.gz``).
 
-    Written in chunks to a temporary file then renamed, so a reader never sees half a file.
-    """
-    import pandas as pd
+    Written ``chunk`` edges at a time (a chunk's text is the only copy held) to a temporary
+    file then renamed, so a reader never sees half a file.
 
+    Parameters
+    ----------
+    path
+        Output file; ``.gz`` means gzip.
+    edges
+        ``(2, E)`` non-negative integer node ids.
+    header
+        Comment lines written first, each prefixed with ``"# "``.
+    chunk
+        Edges formatted per step.
+    compresslevel
+        gzip level (1 fastest, 9 smallest).
+    """
     path = Path(path)
+    edges = np.asarray(edges)
+    if edges.ndim != 2 or edges.shape[0] != 2:
+        raise ValueError(f"edges must have shape (2, E), got {edges.shape}.")
     tmp = path.with_name(path.name + ".tmp")
-    with _open_write(tmp, gz=path.suffix == ".gz") as f:
+    with _open_write(tmp, path.suffix == ".gz", compresslevel) as f:
         for h in header:
-            f.write(f"# {h}\n")
+            f.write(f"# {h}\n".encode())
         for s in range(0, edges.shape[1], chunk):
-            block = pd.DataFrame(edges[:, s : s + chunk].T)
-            block.to_csv(f, sep="\t", header=False, index=False, lineterminator="\n")
+            f.write(format_int_rows(edges[:, s : s + chunk].T, b"\t\n"))
     os.replace(tmp, path)
 
 
-def write_communities(path: str | os.PathLike, communities: Iterable[np.ndarray]) -> None:
-    """Write communities one a line, tab-separated (gzip if ``path`` ends in ``.gz``)."""
+def write_communities(
+    path: str | os.PathLike,
+    communities: Iterable[np.ndarray],
+    *,
+    chunk: int = 1 << 22,
+    compresslevel: int = 6,
+) -> None:
+    """Write communities one a line, tab-separated (gzip if ``path`` ends in ``.gz``).
+
+    Consecutive communities are formatted together until about ``chunk`` ids are pending.
+    Empty communities are written as empty lines (which :func:`read_communities` skips).
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with _open_write(tmp, gz=path.suffix == ".gz") as f:
+    with _open_write(tmp, path.suffix == ".gz", compresslevel) as f:
+        pending: list[np.ndarray] = []
+        count = 0
+
+        def flush() -> None:
+            nonlocal count
+            if pending:
+                vals = np.concatenate(pending)
+                sep = np.full(vals.size, ord("\t"), dtype=np.uint8)
+                sep[np.cumsum([c.size for c in pending]) - 1] = ord("\n")
+                f.write(format_int_rows(vals, sep))
+            pending.clear()
+            count = 0
+
         for c in communities:
-            f.write("\t".join(map(str, np.asarray(c).tolist())) + "\n")
+            c = np.asarray(c).ravel()
+            if c.size == 0:
+                flush()
+                f.write(b"\n")
+                continue
+            pending.append(c)
+            count += c.size
+            if count >= chunk:
+                flush()
+        flush()
     os.replace(tmp, path)

@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from graphtag.datasets.features import node_features
+from graphtag.datasets.io import sorted_unique
 
 __all__ = ["CommunityTasks", "build_community_tasks", "make_multitask_data", "random_node_split"]
 
@@ -97,14 +98,14 @@ def build_community_tasks(
     """
     if num_tasks is not None and num_tasks < 1:
         raise ValueError(f"num_tasks must be >= 1 (got {num_tasks}).")
-    graph_nodes = np.unique(edges)
+    graph_nodes = sorted_unique(edges)
     kept: list[np.ndarray] = []
     index: list[int] = []
     n_missing = n_small = n_dup = 0
     first_missing = -1
     seen: set[bytes] = set()
     # One vectorised membership test for all communities; per-community loops stay O(size).
-    comms = [np.unique(np.asarray(c, dtype=np.int64)) for c in communities]
+    comms = [sorted_unique(np.asarray(c, dtype=np.int64)) for c in communities]
     flat = np.concatenate(comms) if comms else np.empty(0, dtype=np.int64)
     pos = np.minimum(np.searchsorted(graph_nodes, flat), max(graph_nodes.size - 1, 0))
     flat_present = graph_nodes[pos] == flat if graph_nodes.size else np.zeros(0, bool)
@@ -157,16 +158,35 @@ def build_community_tasks(
     chosen = [kept[i] for i in order]
     community_index = np.asarray(index, dtype=np.int64)[order]
 
+    # Relabel through a lookup table over the id range (O(E), no binary searches) when it is
+    # at most a few times the number of graph nodes; binary search otherwise.
+    top = int(graph_nodes[-1]) + 1 if graph_nodes.size else 0
+    table = top <= 4 * max(graph_nodes.size, 1 << 20)
     if induced:
-        node_ids = np.unique(np.concatenate(chosen))
-        keep = np.isin(edges[0], node_ids) & np.isin(edges[1], node_ids)
-        edges = edges[:, keep]
+        node_ids = sorted_unique(np.concatenate(chosen))
+        if table:
+            member = np.zeros(top, dtype=bool)
+            member[node_ids] = True
+            keep = member[edges[0]]
+            keep &= member[edges[1]]
+            del member
+        else:
+            keep = np.isin(edges[0], node_ids) & np.isin(edges[1], node_ids)
+        if not keep.all():
+            edges = edges[:, keep]
+        del keep
     else:
         node_ids = graph_nodes
-    edge_index = np.searchsorted(node_ids, edges)
+    if table:
+        relabel = np.full(top, -1, dtype=np.int64)
+        relabel[node_ids] = np.arange(node_ids.size)
+        edge_index = relabel[edges]
+    else:
+        relabel = None
+        edge_index = np.searchsorted(node_ids, edges)
     y = np.zeros((node_ids.size, num_tasks), dtype=np.uint8)
     for t, c in enumerate(chosen):
-        y[np.searchsorted(node_ids, c), t] = 1
+        y[relabel[c] if relabel is not None else np.searchsorted(node_ids, c), t] = 1
     return CommunityTasks(edge_index, y, node_ids, community_index)
 
 
