@@ -267,3 +267,17 @@ def test_cli_run_small(tmp_path, capsys):
     rep = json.loads((out / "report.json").read_text())
     assert rep["methods"]["stl"]["num_groups"] == 6
     assert main(["run", "--methods", "gradtag,nope", "--out", str(out)]) == 2
+
+
+def test_estimate_discards_fit_blocks_from_other_settings(planted, tmp_path):
+    _, data, model = planted
+    gt = GradTAG(num_subsets=40, subset_size=3, proj_dim=64, lam=0.1, progress=False)
+    tr, va = gt.collect(model, data, tmp_path / "g")
+    gt.estimate(tr, va, checkpoint_dir=tmp_path / "fits")
+    z1 = gt.coef_.clone()
+    gt.lam = 10.0  # another ridge: the saved blocks must not be reused
+    gt.estimate(tr, va, checkpoint_dir=tmp_path / "fits")
+    assert not torch.allclose(gt.coef_, z1)
+    fresh = GradTAG(num_subsets=40, subset_size=3, proj_dim=64, lam=10.0, progress=False)
+    fresh.estimate(tr, va)
+    assert torch.allclose(gt.coef_, fresh.coef_)
