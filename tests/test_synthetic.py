@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from graphtag.datasets import SNAPCommunities, synthetic_communities
 
@@ -115,3 +116,17 @@ def test_written_graph_loads_by_name(tmp_path):
     assert d.edge_index.size(1) == 2 * int(kept.sum())
     assert np.loadtxt(tmp_path / "mygraph" / "raw" / "com-mygraph.groups.txt").tolist() == \
         s.task_group.tolist()
+
+
+def test_processed_file_streams_and_reloads_equal(tmp_path):
+    s = synthetic_communities(500, 4, 2, avg_degree=8, seed=3)
+    s.write_snap(tmp_path / "g" / "raw", "g")
+    first = SNAPCommunities(tmp_path, "g", num_tasks=4, features="degree", log=False)
+    processed = list((tmp_path / "g" / "processed").iterdir())
+    assert not [p for p in processed if p.name.endswith(".tmp")]
+    again = SNAPCommunities(tmp_path, "g", num_tasks=4, features="degree", log=False)  # cached
+    a, b = first[0], again[0]
+    assert set(a.keys()) == set(b.keys())
+    for k in a.keys():
+        if isinstance(a[k], torch.Tensor):
+            assert torch.equal(a[k], b[k]), k

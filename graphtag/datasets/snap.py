@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -209,6 +209,21 @@ class SNAPCommunities(InMemoryDataset):
             else:
                 sums = self.source.content_sha256 or {}
                 download_url(_SNAP_URL + fname, self.raw_dir, content_sha256=sums.get(fname))
+
+    @classmethod
+    def save(cls, data_list: Sequence[Data], path: str) -> None:
+        """Save like :meth:`InMemoryDataset.save`, streaming to the file.
+
+        PyG's version serialises into an in-memory buffer and then copies the buffer's bytes
+        before writing, so a processed graph briefly costs three times its size (16 GB for a
+        2.1M-node, 500-task graph, whose float32 labels alone take 4.2 GB); ``torch.save`` to
+        the path writes the same bytes with no copy. Written to a temporary name and renamed,
+        so an interrupted save leaves no truncated file.
+        """
+        data, slices = cls.collate(data_list)
+        tmp = f"{path}.tmp"
+        torch.save((data.to_dict(), slices, data.__class__), tmp)
+        os.replace(tmp, path)
 
     def process(self) -> None:
         graph_path, cmty_path = self.raw_paths
