@@ -104,3 +104,15 @@ def test_lookup_table_and_binary_search_relabelling_agree(induced):
         assert np.array_equal(orig, e[:, keep])
     else:
         assert np.array_equal(orig, e)
+
+
+def testpositives_per_task_chunked_equals_masked_sum():
+    from graphtag.datasets.tasks import positives_per_task
+
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(1000, 7, generator=g) < 0.1).float()
+    m = torch.rand(1000, generator=g) < 0.3
+    lm = torch.rand(1000, 7, generator=g) < 0.8
+    for chunk in (1, 33, 4096):
+        assert torch.equal(positives_per_task(y, m, None, chunk), y[m].sum(0).double())
+        assert torch.equal(positives_per_task(y, m, lm, chunk), (y[m] * lm[m]).sum(0).double())

@@ -232,6 +232,7 @@ class SNAPCommunities(InMemoryDataset):
         tasks = build_community_tasks(
             edges, comms, self.num_tasks_requested, induced=self.induced, source=cmty_path
         )
+        del edges, comms  # the raw lists are not needed past this point (0.7 GB at 21M edges)
         data = make_multitask_data(
             tasks.edge_index,
             tasks.y,
