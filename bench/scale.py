@@ -142,59 +142,6 @@ def _memory_guard(min_available_gib: float, results: Path, base: dict[str, Any])
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _shallow_subset_data(data: Any, tasks: list[int]) -> Any:
-    """What ``train_groups`` needs per group, sharing every tensor but the label columns.
-
-    The proposed fix for ``graphtag.training.grouped._subset_data`` (which deep-copies the
-    whole graph, features, SIGN hops and all ``T`` label columns once per group); used only
-    with ``--shallow-group-data`` to measure its effect.
-    """
-    import copy
-
-    sub = copy.copy(data)
-    sub.y = data.y[:, tasks]
-    if data.get("label_mask") is not None:
-        sub.label_mask = data.label_mask[:, tasks]
-    return sub
-
-
-def _patch_val_only_eval() -> None:
-    """Proposed fix for ``Trainer.evaluate`` on SIGN: logits of the split's nodes only.
-
-    As shipped, every epoch's validation runs the model on all ``N`` nodes and keeps the
-    ``(N, T)`` float32 logits (4.2 GB at 2.1M nodes x 500 tasks) to score 20 % of them. Used
-    only with ``--val-only-eval`` to measure the effect.
-    """
-    import torch
-
-    from graphtag.training.losses import masked_bce_per_task
-    from graphtag.training.metrics import multitask_scores
-    from graphtag.training.trainer import Trainer
-
-    original = Trainer.evaluate
-
-    def evaluate(self: Any, data: Any, split: str = "test", logits: Any = None) -> Any:
-        if logits is not None or self._uses_graph:
-            return original(self, data, split, logits)
-        mask = data.get(f"{split}_mask")
-        idx = mask.nonzero().flatten()
-        xs = self._sign_inputs(data)
-        was = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            out = torch.cat([self.model(xs[idx[i : i + 65536]]) for i in
-                             range(0, idx.numel(), 65536)])
-        self.model.train(was)
-        lm = data.get("label_mask")
-        lm_s = lm[idx] if lm is not None else None
-        y = data.y[idx]
-        scores = multitask_scores(y, out, lm_s)
-        scores["loss"] = float(masked_bce_per_task(out, y, lm_s).mean())
-        return scores
-
-    Trainer.evaluate = evaluate
-
-
 def _timed(fn: Callable[..., Any], sink: dict[str, float], key: str) -> Callable[..., Any]:
     def wrapper(*a: Any, **k: Any) -> Any:
         t0 = time.perf_counter()
@@ -233,9 +180,6 @@ def run_child(a: argparse.Namespace) -> None:
     rec = Recorder(Path(a.results), base)
     if a.min_available_gib > 0:
         _memory_guard(a.min_available_gib, Path(a.results), base)
-    if a.val_only_eval:
-        _patch_val_only_eval()
-        base["val_only_eval"] = True
 
     raw = root / name / "raw"
     with rec.stage("generate") as ex:
@@ -301,11 +245,6 @@ def run_child(a: argparse.Namespace) -> None:
 
     gcfg = TrainConfig(**{**cfg.to_json(), "epochs": a.group_epochs,
                           "split": tuple(cfg.split), "num_neighbors": tuple(cfg.num_neighbors)})
-    if a.shallow_group_data:
-        import graphtag.training.grouped as grouped_mod
-
-        grouped_mod._subset_data = _shallow_subset_data
-        rec.base["shallow_group_data"] = True
     with rec.stage("grouped_train") as ex:
         res = train_groups(data, groups, gcfg, mode="models", progress=False)
         ex["num_groups"] = len(groups)
@@ -410,10 +349,6 @@ def main(argv: list[str] | None = None) -> None:
                     help="skip generation when the files exist (the stage then times nothing)")
     ap.add_argument("--min-available-gib", type=float, default=1.5,
                     help="exit a child when the machine's MemAvailable drops below (0: off)")
-    ap.add_argument("--shallow-group-data", action="store_true",
-                    help="measure the proposed shallow per-group data copy in train_groups")
-    ap.add_argument("--val-only-eval", action="store_true",
-                    help="measure the proposed split-only validation logits in Trainer.evaluate")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--report", default=None, help="only print the tables of a results file")
     a = ap.parse_args(argv)

@@ -172,3 +172,52 @@ def test_evaluating_another_graph_uses_that_graph(amazon_data):
     with torch.no_grad():
         assert torch.allclose(b, model.inference(other.x, adj), atol=1e-5)
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_scores_match_sklearn_reference(with_mask):
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(400, 9, generator=g) < 0.2).int()
+    y[:, 4] = 0  # a task without positives
+    s = torch.randn(400, 9, generator=g) + y
+    lm = torch.rand(400, 9, generator=g) > 0.25 if with_mask else torch.ones(400, 9, dtype=bool)
+    r = multitask_scores(y, s, lm if with_mask else None)
+    f1s, aucs = [], []
+    for t in range(9):
+        m = lm[:, t]
+        yt, st = y[m, t].numpy(), s[m, t].numpy()
+        if yt.sum() == 0:
+            assert math.isnan(r["per_task_f1"][t])
+            continue
+        f1s.append(f1_score(yt, st > 0, zero_division=0))
+        assert r["per_task_f1"][t] == pytest.approx(f1s[-1], abs=1e-12)
+        if yt.sum() < yt.size:
+            aucs.append(roc_auc_score(yt, st))
+    assert r["macro_f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-12)
+    assert r["roc_auc"] == pytest.approx(sum(aucs) / len(aucs), abs=1e-12)
+    micro = f1_score(y[lm].numpy(), (s[lm] > 0).numpy(), zero_division=0)
+    assert r["micro_f1"] == pytest.approx(micro, abs=1e-12)
+    fast = multitask_scores(y, s, lm if with_mask else None, roc_auc=False)
+    assert math.isnan(fast["roc_auc"])
+    assert fast["per_task_f1"][:4] == r["per_task_f1"][:4] and math.isnan(fast["per_task_f1"][4])
+
+
+@pytest.mark.parametrize("kind", ["sage", "sign"])
+def test_predicting_some_nodes_equals_rows_of_all(amazon_data, kind):
+    torch.manual_seed(0)
+    d, T = amazon_data, amazon_data.y.size(1)
+    model = (MultitaskGNN(d.num_features, 16, T) if kind == "sage"
+             else SIGN(d.num_features, 16, T, num_hops=2))
+    tr = Trainer(model, epochs=1, batch_size=512, num_neighbors=(5, 5), progress=False).fit(d)
+    full = tr.predict_logits(d)
+    rows = d.val_mask.nonzero().flatten()
+    # chunks smaller than the rows exercise the preallocated output
+    part = tr.predict_logits(d, rows, batch_size=97)
+    assert torch.allclose(part, full[rows], atol=1e-6)
+    assert torch.equal(tr.predict_logits(d, d.val_mask, batch_size=97), part)
+    assert tr.predict_logits(d, rows[:0]).shape == (0, T)
+    ev, ev_full = tr.evaluate(d, "val"), tr.evaluate(d, "val", full)
+    assert ev["macro_f1"] == pytest.approx(ev_full["macro_f1"], abs=1e-9)
+    assert ev["loss"] == pytest.approx(ev_full["loss"], rel=1e-5)

@@ -16,6 +16,7 @@ groupings get the same splits, epochs, early stopping and seed.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -37,6 +38,7 @@ from graphtag.distributed import (
     shard,
 )
 from graphtag.models import GroupedHeads
+from graphtag.models.sign import sign_propagate
 from graphtag.training.losses import masked_bce_per_task
 from graphtag.training.metrics import multitask_scores
 from graphtag.training.run import TrainConfig, build_trainer
@@ -60,7 +62,9 @@ def check_groups(groups: Sequence[Sequence[int]], num_tasks: int) -> list[list[i
 
 
 def _subset_data(data: Data, tasks: list[int]) -> Data:
-    sub = data.clone()
+    # shallow: shares graph, features and SIGN hops (a deep clone copied all of them, and all
+    # T label columns, once per group: gigabytes at millions of nodes)
+    sub = copy.copy(data)
     sub.y = data.y[:, tasks]
     if data.get("label_mask") is not None:
         sub.label_mask = data.label_mask[:, tasks]
@@ -134,7 +138,13 @@ def train_groups(
         extra["combiner"] = make_combiner(combiner)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    logits = torch.empty(data.num_nodes, T)
+    if config.model == "sign" and data.get("xs") is None:
+        # propagate once for all groups (each trainer would otherwise redo it)
+        data = copy.copy(data)
+        data.xs = sign_propagate(data.x, data.edge_index, config.num_layers, data.num_nodes)
+    # only validation and test nodes are scored: keep just their logits
+    rows = (data.val_mask | data.test_mask).nonzero().flatten()
+    logits = torch.empty(rows.numel(), T)
     seconds, n_params = 0.0, 0
     if mode == "heads":
         t0 = time.perf_counter()
@@ -142,7 +152,7 @@ def train_groups(
         tr = build_trainer(config, data.num_features, T, head=head, progress=progress,
                            checkpoint_dir=None if out is None else out / "checkpoints", **extra)
         tr.fit(data, resume=out is not None)
-        logits = tr.predict_logits(data)
+        logits = tr.predict_logits(data, rows)
         seconds = time.perf_counter() - t0
         n_params = sum(p.numel() for p in tr.model.parameters())
     else:
@@ -163,21 +173,24 @@ def train_groups(
                 saved = torch.load(done, weights_only=True)
                 if saved["tasks"] != g:
                     raise RuntimeError(f"{done} was trained for other tasks; delete {out}.")
-                trained[i] = (saved["logits"], int(saved["num_parameters"]))
-                continue
+                if torch.equal(saved.get("nodes", torch.empty(0)), rows):
+                    trained[i] = (saved["logits"], int(saved["num_parameters"]))
+                    continue
+                # other splits, or a file from before only evaluated rows were kept: the
+                # finished checkpoint below is reloaded without retraining
             t0 = time.perf_counter()
             tr = build_trainer(config, data.num_features, len(g),
                                progress=progress and len(groups) == 1,
                                checkpoint_dir=None if gdir is None else gdir / "checkpoints",
                                distributed=False if parallel else None, **extra)
             tr.fit(_subset_data(data, g), resume=gdir is not None)
-            lg = tr.predict_logits(data)
+            lg = tr.predict_logits(data, rows)
             seconds += time.perf_counter() - t0
             n = sum(p.numel() for p in tr.model.parameters())
             trained[i] = (lg, n)
             if done is not None and (parallel or is_main()):
                 tmp = done.with_name("logits.pt.tmp")
-                torch.save({"tasks": g, "logits": lg, "num_parameters": n}, tmp)
+                torch.save({"tasks": g, "nodes": rows, "logits": lg, "num_parameters": n}, tmp)
                 os.replace(tmp, done)
         if parallel:
             # every rank gets every group's logits from the rank that trained it
@@ -187,22 +200,25 @@ def train_groups(
         for i, g in enumerate(groups):
             logits[:, g] = trained[i][0]
             n_params += trained[i][1]
-    return _scores(data, logits, groups, mode, seconds, n_params)
+    return _scores(data, rows, logits, groups, mode, seconds, n_params)
 
 
-def _scores(data: Data, logits: torch.Tensor, groups: list[list[int]], mode: str,
-            seconds: float, n_params: int) -> dict[str, Any]:
+def _scores(data: Data, rows: torch.Tensor, logits: torch.Tensor, groups: list[list[int]],
+            mode: str, seconds: float, n_params: int) -> dict[str, Any]:
+    """Scores from the logits of the evaluated nodes ``rows``."""
     lm = data.get("label_mask")
     res: dict[str, Any] = {"mode": mode}
     for split in ("val", "test"):
-        m = data[f"{split}_mask"]
-        sc = multitask_scores(data.y[m], logits[m], None if lm is None else lm[m])
+        sel = data[f"{split}_mask"][rows]
+        m = rows[sel]
+        logits_s = logits[sel]
+        sc = multitask_scores(data.y[m], logits_s, None if lm is None else lm[m])
         res[f"{split}_macro_f1"] = sc["macro_f1"]
         if split == "test":
             res["test_micro_f1"] = sc["micro_f1"]
             res["test_per_task_f1"] = [float(v) for v in sc["per_task_f1"]]
             res["test_loss"] = float(masked_bce_per_task(
-                logits[m], data.y[m], None if lm is None else lm[m]).mean())
+                logits_s, data.y[m].float(), None if lm is None else lm[m]).mean())
     res["group_sizes"] = [len(g) for g in groups]
     res["num_groups"] = len(groups)
     res["seconds"] = seconds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 __all__ = ["constant_predictor_f1", "multitask_scores"]
@@ -18,6 +18,7 @@ def multitask_scores(
     logits: Tensor | np.ndarray,
     label_mask: Tensor | np.ndarray | None = None,
     threshold: float = 0.0,
+    roc_auc: bool = True,
 ) -> dict[str, object]:
     """F1 and ROC-AUC of a multitask prediction.
 
@@ -30,6 +31,9 @@ def multitask_scores(
         ``threshold`` (0 = probability 0.5).
     label_mask
         ``(N, T)`` bool, ``False`` where the label is unknown (excluded).
+    roc_auc
+        Compute ROC-AUC (a sort per task: most of the cost at hundreds of tasks). ``False``
+        reports ``nan``; the per-epoch validation of :class:`~graphtag.training.Trainer` skips it.
 
     Returns
     -------
@@ -40,39 +44,41 @@ def multitask_scores(
         ``num_scored_tasks``. Tasks without a positive in the evaluated nodes are skipped in
         the macro averages: their F1 is undefined.
     """
-    y = _np(y_true).astype(np.int8)
-    s = _np(logits).astype(np.float64)
+    y = _np(y_true)
+    s = _np(logits)
     if y.shape != s.shape or y.ndim != 2:
         raise ValueError(f"y_true {y.shape} and logits {s.shape} must be equal (N, T) shapes.")
-    pred = (s > threshold).astype(np.int8)
-    mask = np.ones_like(y, dtype=bool) if label_mask is None else _np(label_mask).astype(bool)
-    T = y.shape[1]
-    per_task = np.full(T, np.nan)
-    aucs = []
-    if label_mask is None:
-        has_pos = y.sum(0) > 0
-        # sklearn reads a single column as a binary problem, so one task needs its own call.
-        if has_pos.sum() > 1:
-            per_task[has_pos] = f1_score(y[:, has_pos], pred[:, has_pos], average=None,
-                                         zero_division=0)
-        elif has_pos.sum() == 1:
-            t = int(np.flatnonzero(has_pos)[0])
-            per_task[t] = f1_score(y[:, t], pred[:, t], zero_division=0)
-        both = has_pos & (y.sum(0) < y.shape[0])
-        if both.sum() > 1:
-            aucs = list(roc_auc_score(y[:, both], s[:, both], average=None))
-        elif both.sum() == 1:
-            t = int(np.flatnonzero(both)[0])
-            aucs = [roc_auc_score(y[:, t], s[:, t])]
+    y = y > 0.5
+    pred = s > threshold
+    mask = None if label_mask is None else _np(label_mask).astype(bool)
+    # F1 from per-task confusion counts: equals sklearn's f1_score(zero_division=0) without
+    # its per-call validation, and needs no float64 copy of an (N, T) matrix.
+    hit = y & pred
+    if mask is not None:
+        hit &= mask
+        pos = (y & mask).sum(0)
+        called = (pred & mask).sum(0)
     else:
-        for t in range(T):
-            m = mask[:, t]
-            yt, pt = y[m, t], pred[m, t]
-            if yt.sum() > 0:
-                per_task[t] = f1_score(yt, pt, zero_division=0)
-                if yt.sum() < yt.size:
-                    aucs.append(roc_auc_score(yt, s[m, t]))
-    micro = f1_score(y[mask], pred[mask], zero_division=0) if mask.any() else float("nan")
+        pos, called = y.sum(0), pred.sum(0)
+    tp = hit.sum(0)
+    denom = pos + called  # 2tp + fp + fn
+    per_task = np.full(y.shape[1], np.nan)
+    has_pos = pos > 0
+    per_task[has_pos] = 2.0 * tp[has_pos] / denom[has_pos]
+    total = int(denom.sum())
+    micro = 2.0 * int(tp.sum()) / total if total else 0.0
+    if mask is not None and not mask.any():
+        micro = float("nan")
+    aucs: list[float] = []
+    if roc_auc:
+        n_lab = y.shape[0] if mask is None else mask.sum(0)
+        both = np.flatnonzero(has_pos & (pos < n_lab))
+        for t in both:
+            if mask is None:
+                aucs.append(roc_auc_score(y[:, t], s[:, t]))
+            else:
+                m = mask[:, t]
+                aucs.append(roc_auc_score(y[m, t], s[m, t]))
     scored = ~np.isnan(per_task)
     return {
         "macro_f1": float(per_task[scored].mean()) if scored.any() else float("nan"),

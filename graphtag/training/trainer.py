@@ -23,6 +23,7 @@ from torch_sparse import SparseTensor
 from tqdm.auto import tqdm
 
 from graphtag import distributed as gdist
+from graphtag.datasets.tasks import positives_per_task
 from graphtag.models.sign import sign_propagate
 from graphtag.optim.base import EqualWeighting, LossCombiner
 from graphtag.training.losses import masked_bce_per_task
@@ -264,9 +265,9 @@ class Trainer:
             return None
         T = data.y.size(1)
         if self.pos_weight == "auto":
-            y = data.y[data.train_mask]
-            pos = y.sum(0)
-            neg = y.size(0) - pos
+            # chunked: data.y[train_mask] would copy most of the label matrix (3 GB at scale)
+            pos = positives_per_task(data.y, data.train_mask, None).float()
+            neg = int(data.train_mask.sum()) - pos
             w = (neg / pos.clamp_min(1)).clamp(1.0, 50.0)
         else:
             w = torch.full((T,), float(self.pos_weight))
@@ -274,39 +275,57 @@ class Trainer:
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
-    def predict_logits(self, data: Data, batch_size: int = 65536) -> Tensor:
-        """Logits of every node for every task, ``(N, T)``, with exact full-graph inference.
+    def predict_logits(self, data: Data, nodes: Tensor | None = None,
+                       batch_size: int = 65536) -> Tensor:
+        """Logits of the nodes ``nodes`` (index or bool mask; None: every node) for every
+        task, ``(len(nodes), T)``, with exact full-graph inference.
 
-        Graph models run layer-wise over the whole graph (no sampling); SIGN runs over its
-        precomputed hops in node chunks.
+        Graph models run layer-wise over the whole graph (no sampling) and keep the requested
+        rows; SIGN runs over its precomputed hops of just those rows, in chunks written into
+        one preallocated output (no concatenation copy: 4 GB at 2M nodes x 500 tasks).
         """
+        if nodes is not None and nodes.dtype == torch.bool:
+            nodes = nodes.nonzero().flatten()
         was_training = self.model.training
         self.model.eval()
         try:
             if self._uses_graph:
                 x = data.x.to(self.device)
-                out = self.model.inference(x, self._adj_t(data))
-            else:
-                xs = self._sign_inputs(data)
-                out = torch.cat([self.model(xs[i : i + batch_size].to(self.device))
-                                 for i in range(0, xs.size(0), batch_size)])
+                out = self.model.inference(x, self._adj_t(data)).cpu()
+                return out if nodes is None else out[nodes]
+            xs = self._sign_inputs(data)
+            n = xs.size(0) if nodes is None else nodes.numel()
+            out = None
+            for i in range(0, n, batch_size):
+                rows = slice(i, i + batch_size) if nodes is None else nodes[i : i + batch_size]
+                chunk = self.model(xs[rows].to(self.device)).cpu()
+                if out is None:
+                    out = torch.empty(n, chunk.size(1), dtype=chunk.dtype)
+                out[i : i + chunk.size(0)] = chunk
+            if out is None:  # no rows asked for
+                out = torch.empty(0, self.model(xs[:1].to(self.device)).size(1))
+            return out
         finally:
             self.model.train(was_training)
-        return out.cpu()
 
-    def evaluate(self, data: Data, split: str = "test", logits: Tensor | None = None
-                 ) -> dict[str, object]:
+    def evaluate(self, data: Data, split: str = "test", logits: Tensor | None = None, *,
+                 roc_auc: bool = True) -> dict[str, object]:
         """Scores on ``split`` (``"train"``, ``"val"`` or ``"test"``): see
-        :func:`~graphtag.training.multitask_scores`, plus ``loss`` (mean masked BCE)."""
+        :func:`~graphtag.training.multitask_scores`, plus ``loss`` (mean masked BCE).
+
+        ``logits`` are all nodes' logits (from :meth:`predict_logits`); None predicts only the
+        split's nodes. ``roc_auc=False`` skips the per-task ROC-AUC (reported ``nan``).
+        """
         mask = data.get(f"{split}_mask")
         if mask is None:
             raise ValueError(f"split={split!r}: data has no '{split}_mask'.")
-        if logits is None:
-            logits = self.predict_logits(data)
+        rows = mask.nonzero().flatten()
+        out = self.predict_logits(data, rows) if logits is None else logits[rows]
         lm = data.get("label_mask")
-        lm_s = lm[mask] if lm is not None else None
-        scores = multitask_scores(data.y[mask], logits[mask], lm_s)
-        scores["loss"] = float(masked_bce_per_task(logits[mask], data.y[mask], lm_s).mean())
+        lm_s = lm[rows] if lm is not None else None
+        y = data.y[rows]
+        scores = multitask_scores(y, out, lm_s, roc_auc=roc_auc)
+        scores["loss"] = float(masked_bce_per_task(out, y.to(out.dtype), lm_s).mean())
         return scores
 
     # ----------------------------------------------------------------- training
@@ -533,9 +552,9 @@ class Trainer:
                 # the mean over every rank's batches; validation once, on rank 0, for all
                 parts = gdist.all_gather_object((total, nb))
                 total, nb = sum(t for t, _ in parts), sum(n for _, n in parts)
-                val = gdist.on_main(lambda: self.evaluate(data, "val"))
+                val = gdist.on_main(lambda: self.evaluate(data, "val", roc_auc=False))
             else:
-                val = self.evaluate(data, "val")
+                val = self.evaluate(data, "val", roc_auc=False)
             rec = {"epoch": epoch, "loss": total / max(nb, 1), "val_loss": val["loss"],
                    "val_macro_f1": val["macro_f1"], "seconds": time.perf_counter() - t0}
             self.history_.append(rec)
