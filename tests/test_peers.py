@@ -284,6 +284,17 @@ def test_tag_deterministic_and_minibatch_sage(planted) -> None:
     assert a.groups is None
 
 
+@pytest.mark.parametrize("budget, expected", [(5, 5), (4, 4), (100, 15), (1, 1)])
+def test_tag_lookahead_budget_spaces_lookaheads(planted, budget, expected) -> None:
+    data, _ = planted
+    # 3 batches per epoch x 5 epochs = 15 steps; every = ceil(15 / budget)
+    r = tag_affinity(data, epochs=5, batch_size=128, num_lookaheads=budget,
+                     hidden_channels=16, progress=False)
+    assert r.num_lookaheads == expected
+    with pytest.raises(ValueError, match="num_lookaheads"):
+        tag_affinity(data, epochs=1, num_lookaheads=0, progress=False)
+
+
 def test_tag_training_improves_over_untrained(planted) -> None:
     data, _ = planted
     r = tag_affinity(data, epochs=10, batch_size=64, progress=False, hidden_channels=32)

@@ -149,7 +149,8 @@ def test_train_groups_one_group_equals_plain_training_and_resumes(sign_setup, tm
     direct = tr.evaluate(data, "test")
     assert res["test_macro_f1"] == pytest.approx(direct["macro_f1"], abs=1e-12)
     again = train_groups(data, [list(range(6))], cfg, out_dir=tmp_path / "g", progress=False)
-    assert again["seconds"] == 0.0  # loaded, not retrained
+    assert again["seconds_this_call"] == 0.0  # loaded, not retrained
+    assert again["seconds"] == res["seconds"] > 0  # ... but its training time is still known
     assert again["test_per_task_f1"] == res["test_per_task_f1"]
 
 
@@ -217,6 +218,28 @@ def test_run_pipeline_writes_report_and_skips_finished_stages(tmp_path):
     _, lines4 = _run(_cfg(group_mode="heads", lam=1.0), out, tmp_path / "data")
     assert _ran(lines4) == {"affinity", "grouping", "train"}
     assert list((out / "reports").glob("report-*.json"))  # earlier reports are kept
+
+
+def test_run_pipeline_peer_budgets_redo_only_their_method(tmp_path):
+    out, root = tmp_path / "run", tmp_path / "data"
+    kw = dict(methods=("gradtag", "tag", "pcgrad"), peer_epochs=1, tag_lookaheads=2)
+    rep, lines = _run(_cfg(**kw), out, root)
+    assert {"[grouping] tag", "[grouping] gradtag"} <= set(lines)
+    assert set(rep["methods"]) == {"mtl", "gradtag", "tag", "pcgrad"}
+
+    def redone(lines):
+        names = ("gradtag", "tag", "pcgrad", "random")
+        return {w for ln in lines if ln.startswith(("[grouping] ", "[train] "))
+                for w in [ln.split()[1].rstrip(":")] if w in names}
+
+    # TAG's lookahead budget: TAG regrouped (and retrained if its groups change), no other
+    _, lines = _run(_cfg(**{**kw, "tag_lookaheads": 3}), out, root)
+    assert redone(lines) <= {"tag"} and "[grouping] tag" in lines
+    # the combiners' gradient source: only the combiner model is retrained
+    _, lines = _run(_cfg(**{**kw, "tag_lookaheads": 3, "rep_grad": True}), out, root)
+    assert redone(lines) == {"pcgrad"}
+    with pytest.raises(ValueError, match="tag_lookaheads"):
+        _cfg(tag_lookaheads=0)
 
 
 def test_run_pipeline_resumes_interrupted_stage(tmp_path, monkeypatch):

@@ -78,10 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation nodes sampled for scoring (0: all)")
     g.add_argument("--solver", default="auto", choices=("auto", "cvxpy", "bm"))
     g.add_argument("--methods", default="gradtag,spectral,random",
-                   help="groupings to train and compare, comma-separated from "
-                        "gradtag,spectral,random,stl (MTL is always reported)")
+                   help="groupings and peers to train and compare, comma-separated from "
+                        "gradtag,spectral,random,stl,dmtg,tag,pcgrad,fairgrad,mtgd,gradproj "
+                        "(MTL is always reported)")
     g.add_argument("--group-mode", default="models", choices=("models", "heads"),
                    help="one model per group, or a shared encoder with one head per group")
+    p = rn.add_argument_group("peers")
+    p.add_argument("--peer-epochs", type=int, default=None,
+                   help="epochs of DMTG's and TAG's own training (default: 100 and 20)")
+    p.add_argument("--tag-lookaheads", type=int, default=100,
+                   help="TAG lookaheads, evenly spaced over its steps (0: every step)")
+    p.add_argument("--rep-grad", action="store_true",
+                   help="combiners (pcgrad, ...) use gradients of the shared representation")
     rn.add_argument("--out", default=None, help="run folder (default runs/<dataset>-gradtag)")
     return ap
 
@@ -217,7 +225,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         subset_size=args.subset_size, proj_dim=args.proj_dim, lam=args.lam, offset=args.offset,
         metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
         max_score_nodes=args.max_score_nodes or None, solver=args.solver, methods=methods,
-        group_mode=args.group_mode,
+        group_mode=args.group_mode, peer_epochs=args.peer_epochs,
+        tag_lookaheads=args.tag_lookaheads or None, rep_grad=args.rep_grad,
     )
     out = args.out or os.path.join("runs", f"{args.dataset}-gradtag")
     if is_main():

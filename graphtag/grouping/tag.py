@@ -18,6 +18,7 @@ a zero diagonal is what :func:`tag_groups` hands to :func:`~graphtag.grouping.sd
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,7 @@ def tag_affinity(
     lr: float = 0.01,
     lr_lookahead: float = 0.1,
     every: int = 1,
+    num_lookaheads: int | None = None,
     batch_size: int = 512,
     full_batch: bool = True,
     num_neighbors: Sequence[int] = (15, 10),
@@ -227,6 +229,10 @@ def tag_affinity(
         SGD step ``eta`` of the lookahead.
     every
         Record the affinity every ``every`` training steps (the first step always counts).
+    num_lookaheads
+        A lookahead budget instead of ``every``: about this many lookaheads, evenly spaced
+        over the training steps (each costs about ``T`` forward-backward passes, so looking
+        ahead at every step dominates the run at hundreds of tasks).
     batch_size
         Training nodes per minibatch (SIGN, and graph models with ``full_batch=False``).
     full_batch
@@ -257,6 +263,11 @@ def tag_affinity(
         check_positive(chunk_size=chunk_size)
     dev = torch.device(device)
     uses_graph = model != "sign"
+    if num_lookaheads is not None:
+        check_positive(num_lookaheads=num_lookaheads)
+        per_epoch = 1 if uses_graph and full_batch else math.ceil(
+            int(data.train_mask.sum()) / batch_size)
+        every = max(1, math.ceil(epochs * per_epoch / num_lookaheads))
     if uses_graph and not full_batch and len(num_neighbors) != num_layers:
         raise ValueError(f"num_neighbors needs one fan-out per layer ({num_layers}), "
                          f"got {list(num_neighbors)}.")

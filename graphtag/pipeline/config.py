@@ -26,6 +26,12 @@ class RunConfig(TrainConfig):
     The :class:`~graphtag.training.run.TrainConfig` fields set the data and every model
     trained (base model, group models, baselines: one budget for all). The rest configure
     Grad-TAG (see :class:`~graphtag.pipeline.GradTAG`) and the comparison.
+
+    The peers' own budgets: ``peer_epochs`` trains DMTG's and TAG's networks (None: their
+    defaults, 100 and 20 epochs); ``tag_lookaheads`` caps TAG's lookaheads, evenly spaced
+    over its steps (None: one every step, which dominates the run at hundreds of tasks);
+    ``rep_grad`` makes the gradient combiners (PCGrad, FairGrad, ...) work on gradients of
+    the shared representation instead of the shared parameters.
     """
 
     # gradients
@@ -47,6 +53,10 @@ class RunConfig(TrainConfig):
     solver: str = "auto"
     methods: tuple[str, ...] = ("gradtag", "spectral", "random")
     group_mode: str = "models"
+    # peers
+    peer_epochs: int | None = None
+    tag_lookaheads: int | None = 100
+    rep_grad: bool = False
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -55,6 +65,10 @@ class RunConfig(TrainConfig):
                              "model, is always reported).")
         if self.num_groups < 1:
             raise ValueError(f"num_groups must be >= 1 (got {self.num_groups}).")
+        for name in ("peer_epochs", "tag_lookaheads"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1 or None (got {v}).")
 
     def to_json(self) -> dict[str, Any]:
         d = super().to_json()
@@ -90,6 +104,6 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "gradients": ("proj_dim", "proj_nnz", "grad_params", "grad_fanouts", "max_fit_nodes",
                   "max_score_nodes"),
     "affinity": ("num_subsets", "subset_size", "lam", "offset", "metric", "scoring"),
-    "grouping": ("num_groups", "solver", "methods"),
-    "train": ("group_mode", "methods"),
+    "grouping": ("num_groups", "solver", "methods", "peer_epochs", "tag_lookaheads"),
+    "train": ("group_mode", "methods", "rep_grad"),
 }

@@ -99,10 +99,13 @@ def _group(name: str, config: RunConfig, data: Data, A: np.ndarray, k: int, gt: 
     common = dict(model=config.model, hidden_channels=config.hidden_channels,
                   num_layers=config.num_layers, seed=config.seed, device=config.device,
                   progress=progress)
+    if config.peer_epochs is not None:
+        common["epochs"] = config.peer_epochs
     if name == "dmtg":
         return dmtg_groups(data, k, **common).groups
     if name == "tag":
-        return tag_groups(data, k, solver=config.solver, **common).groups
+        return tag_groups(data, k, solver=config.solver, num_lookaheads=config.tag_lookaheads,
+                          **common).groups
     raise ValueError(f"unknown grouping method {name!r}.")
 
 
@@ -231,8 +234,13 @@ def run_pipeline(
     #    computes only that one; DMTG and TAG train networks of their own on the data.
     def gstage(folder: Path, name: str) -> Stage:
         # DMTG and TAG do not read the affinity: only the base settings invalidate them
-        up = base.fingerprint if name in ("dmtg", "tag") else aff.fingerprint
-        return Stage(folder, name, {"k": k, "solver": config.solver}, up)
+        if name in ("dmtg", "tag"):
+            budget = {"epochs": config.peer_epochs}
+            if name == "tag":
+                budget["lookaheads"] = config.tag_lookaheads
+            return Stage(folder, name, {"k": k, "solver": config.solver, **budget},
+                         base.fingerprint)
+        return Stage(folder, name, {"k": k, "solver": config.solver}, aff.fingerprint)
 
     def grouping(folder: Path) -> dict[str, Any]:
         return on_main(lambda: grouping_main(folder))  # cheap next to the rest: rank 0 only
@@ -267,15 +275,19 @@ def run_pipeline(
     def train(folder: Path) -> dict[str, Any]:
         res = {}
         for method in config.methods:
-            sub = Stage(folder, method, {"groups": groups[method], "method": method,
-                                         "group_mode": config.group_mode}, base.fingerprint)
+            settings = {"groups": groups[method], "method": method,
+                        "group_mode": config.group_mode}
+            if method in COMBINER_METHODS:
+                settings["rep_grad"] = config.rep_grad
+            sub = Stage(folder, method, settings, base.fingerprint)
             if not on_main(lambda sub=sub: sub.done):
                 on_main(sub.begin)
                 say(f"[train] {method}: {len(groups[method])} groups")
                 m = train_groups(data, groups[method], config.train_config(),
                                  mode=config.group_mode, out_dir=sub.folder / "models",
                                  progress=progress,
-                                 combiner=method if method in COMBINER_METHODS else None)
+                                 combiner=method if method in COMBINER_METHODS else None,
+                                 combiner_options={"rep_grad": config.rep_grad})
                 barrier()
                 on_main(lambda sub=sub, m=m: finish_method(sub, m))
             res[method] = on_main(sub.seconds)

@@ -86,6 +86,7 @@ def train_groups(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     combiner: str | None = None,
+    combiner_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train per-group models (or heads) and evaluate every task on validation and test.
 
@@ -109,6 +110,9 @@ def train_groups(
     combiner
         Name of a :mod:`graphtag.optim` combiner (``"pcgrad"``, ``"fairgrad"``, ...) used by
         every model's trainer; None is the plain sum of task losses.
+    combiner_options
+        Keyword arguments of that combiner (e.g. ``{"rep_grad": True}``); each model gets
+        its own instance.
 
     Notes
     -----
@@ -123,7 +127,9 @@ def train_groups(
     dict
         ``test_macro_f1``, ``test_micro_f1``, ``val_macro_f1``, ``test_per_task_f1`` (list in
         task order, ``nan`` for tasks without test positives), ``group_sizes``, ``seconds``
-        (training time of this call, excluding groups loaded from ``out_dir``),
+        (training time of all models: the sum of their epoch times, including epochs and
+        groups done by an earlier, interrupted call), ``seconds_this_call`` (wall time spent
+        training in this call; 0 when everything was loaded from ``out_dir``),
         ``num_parameters`` (all models together) and ``mode``.
     """
     if mode not in GROUP_MODES:
@@ -131,11 +137,15 @@ def train_groups(
     T = data.y.size(1)
     groups = check_groups(groups, T)
     out = Path(out_dir) if out_dir is not None else None
-    extra: dict[str, Any] = {}
-    if combiner is not None:
+
+    def extra() -> dict[str, Any]:
+        if combiner is None:
+            return {}
         from graphtag.optim import make_combiner
 
-        extra["combiner"] = make_combiner(combiner)
+        return {"combiner": make_combiner(combiner, **(combiner_options or {}))}
+
+    extra()  # a bad combiner name or option fails here, before any training
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if config.model == "sign" and data.get("xs") is None:
@@ -145,15 +155,16 @@ def train_groups(
     # only validation and test nodes are scored: keep just their logits
     rows = (data.val_mask | data.test_mask).nonzero().flatten()
     logits = torch.empty(rows.numel(), T)
-    seconds, n_params = 0.0, 0
+    seconds, n_params, total = 0.0, 0, 0.0
     if mode == "heads":
         t0 = time.perf_counter()
         head = GroupedHeads(config.hidden_channels, groups, hidden_channels=config.hidden_channels)
         tr = build_trainer(config, data.num_features, T, head=head, progress=progress,
-                           checkpoint_dir=None if out is None else out / "checkpoints", **extra)
+                           checkpoint_dir=None if out is None else out / "checkpoints", **extra())
         tr.fit(data, resume=out is not None)
         logits = tr.predict_logits(data, rows)
         seconds = time.perf_counter() - t0
+        total = _epoch_seconds(tr)
         n_params = sum(p.numel() for p in tr.model.parameters())
     else:
         world = get_world_size()
@@ -161,7 +172,7 @@ def train_groups(
         # alone. One group: all ranks train it together (data parallel, in the trainer).
         parallel = world > 1 and len(groups) > 1
         mine = shard(range(len(groups))) if parallel else list(range(len(groups)))
-        trained: dict[int, tuple[torch.Tensor, int]] = {}
+        trained: dict[int, tuple[torch.Tensor, int, float]] = {}
         bar = tqdm(mine, desc="groups", unit="group",
                    disable=not progress or len(groups) < 2 or not is_main())
         for i in bar:
@@ -174,7 +185,8 @@ def train_groups(
                 if saved["tasks"] != g:
                     raise RuntimeError(f"{done} was trained for other tasks; delete {out}.")
                 if torch.equal(saved.get("nodes", torch.empty(0)), rows):
-                    trained[i] = (saved["logits"], int(saved["num_parameters"]))
+                    trained[i] = (saved["logits"], int(saved["num_parameters"]),
+                                  float(saved.get("seconds", 0.0)))
                     continue
                 # other splits, or a file from before only evaluated rows were kept: the
                 # finished checkpoint below is reloaded without retraining
@@ -182,15 +194,16 @@ def train_groups(
             tr = build_trainer(config, data.num_features, len(g),
                                progress=progress and len(groups) == 1,
                                checkpoint_dir=None if gdir is None else gdir / "checkpoints",
-                               distributed=False if parallel else None, **extra)
+                               distributed=False if parallel else None, **extra())
             tr.fit(_subset_data(data, g), resume=gdir is not None)
             lg = tr.predict_logits(data, rows)
             seconds += time.perf_counter() - t0
             n = sum(p.numel() for p in tr.model.parameters())
-            trained[i] = (lg, n)
+            trained[i] = (lg, n, _epoch_seconds(tr))
             if done is not None and (parallel or is_main()):
                 tmp = done.with_name("logits.pt.tmp")
-                torch.save({"tasks": g, "nodes": rows, "logits": lg, "num_parameters": n}, tmp)
+                torch.save({"tasks": g, "nodes": rows, "logits": lg, "num_parameters": n,
+                            "seconds": trained[i][2]}, tmp)
                 os.replace(tmp, done)
         if parallel:
             # every rank gets every group's logits from the rank that trained it
@@ -200,7 +213,15 @@ def train_groups(
         for i, g in enumerate(groups):
             logits[:, g] = trained[i][0]
             n_params += trained[i][1]
-    return _scores(data, rows, logits, groups, mode, seconds, n_params)
+            total += trained[i][2]
+    res = _scores(data, rows, logits, groups, mode, total, n_params)
+    res["seconds_this_call"] = seconds
+    return res
+
+
+def _epoch_seconds(tr: Any) -> float:
+    # the history survives a resume, so this counts epochs of interrupted calls too
+    return float(sum(h["seconds"] for h in tr.history_))
 
 
 def _scores(data: Data, rows: torch.Tensor, logits: torch.Tensor, groups: list[list[int]],
