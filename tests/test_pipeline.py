@@ -154,6 +154,25 @@ def test_train_groups_one_group_equals_plain_training_and_resumes(sign_setup, tm
     assert again["test_per_task_f1"] == res["test_per_task_f1"]
 
 
+def test_train_groups_reloads_old_full_logits_files_from_checkpoint(sign_setup, tmp_path):
+    data, _ = sign_setup
+    cfg = TrainConfig(model="sign", hidden_channels=16, epochs=2, patience=None)
+    groups = [[0, 1, 2], [3, 4, 5]]
+    res = train_groups(data, groups, cfg, out_dir=tmp_path / "g", progress=False)
+    f = tmp_path / "g" / "group_001" / "logits.pt"
+    saved = torch.load(f, weights_only=True)
+    rows = (data.val_mask | data.test_mask).nonzero().flatten()
+    assert torch.equal(saved["nodes"], rows) and saved["logits"].shape == (rows.numel(), 3)
+    # a file written before only evaluated rows were kept: (N, |g|) logits, no "nodes"
+    full = torch.zeros(data.num_nodes, 3)
+    full[rows] = saved["logits"]
+    torch.save({"tasks": [3, 4, 5], "logits": full, "num_parameters": 1}, f)
+    again = train_groups(data, groups, cfg, out_dir=tmp_path / "g", progress=False)
+    assert again["test_per_task_f1"] == res["test_per_task_f1"]
+    assert again["seconds"] == pytest.approx(res["seconds"])  # from the finished checkpoint
+    assert "nodes" in torch.load(f, weights_only=True)  # rewritten in the current layout
+
+
 def test_train_groups_modes_and_task_order(sign_setup):
     data, _ = sign_setup
     cfg = TrainConfig(model="sign", hidden_channels=16, epochs=3, patience=None)
