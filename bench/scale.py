@@ -155,6 +155,7 @@ def _timed(fn: Callable[..., Any], sink: dict[str, float], key: str) -> Callable
 # ----------------------------------------------------------------------------- one config
 def run_child(a: argparse.Namespace) -> None:
     """All stages of one (edges, tasks) configuration in this process."""
+    import numpy as np
     import torch
 
     import graphtag.datasets.snap as snap
@@ -234,13 +235,17 @@ def run_child(a: argparse.Namespace) -> None:
 
     with rec.stage("subset_fits") as ex:
         gt.estimate(fit_store, score_store)
-        ex["num_subsets"] = int(gt.subsets_.shape[0])
+        ex["num_subsets"], ex["subset_size"] = (int(v) for v in gt.subsets_.shape)
+        ex["pair_fraction"] = round(float(gt.coverage_["pair_fraction"]), 4)
 
     with rec.stage("sdp_grouping") as ex:
         groups = gt.group(a.groups)
         ex["solver"] = "cvxpy" if T <= 100 else "bm"
         ex["group_sizes"] = sorted((len(g) for g in groups), reverse=True)
-        planted = [t * a.planted_groups // T for t in range(T)]
+        # the loader orders tasks by community size: data task t is generator community
+        # community_index[t], whose planted group the generator wrote to groups.txt
+        tg = np.loadtxt(raw / f"com-{name}.groups.txt", dtype=np.int64)
+        planted = tg[data.community_index.numpy()].tolist()
         ex["ari_vs_planted"] = round(_ari(groups, planted), 4)
 
     gcfg = TrainConfig(**{**cfg.to_json(), "epochs": a.group_epochs,
@@ -340,8 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--group-epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8192)
-    ap.add_argument("--subsets", type=int, default=1000)
-    ap.add_argument("--subset-size", type=int, default=5)
+    ap.add_argument("--subsets", type=int, default=None,
+                    help="task subsets (default: GradTAG's, about 6 draws per task pair)")
+    ap.add_argument("--subset-size", type=int, default=None)
     ap.add_argument("--max-fit-nodes", type=int, default=2000)
     ap.add_argument("--grad-batch", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)

@@ -290,3 +290,22 @@ def test_end_to_end_related_tasks_have_high_affinity():
     aff = affinity_matrix(subs, sc, 4)
     assert aff[0].argmax() == 1 and aff[1].argmax() == 0
     assert aff[0, 2] < aff[0, 1] and aff[1, 2] < aff[1, 0]
+
+
+def test_subset_plan_covers_pairs_and_respects_fixed_values():
+    from graphtag.affinity import PAIR_DRAWS, sample_subsets, subset_coverage, subset_plan
+
+    assert subset_plan(100) == (2970, 5) and subset_plan(500) == (2500, 25)
+    assert subset_plan(500, num_subsets=100) == (100, 25)
+    assert subset_plan(500, subset_size=5)[0] == 74850  # 6 draws of 124,750 pairs, 10 a subset
+    assert subset_plan(12, subset_size=3) == (1000, 3)  # never below 1,000 subsets
+    for T in (2, 3, 8):
+        m, s = subset_plan(T)
+        assert 2 <= s <= T and m >= 1000
+    for T in (60, 300):
+        m, s = subset_plan(T)
+        cov = subset_coverage(sample_subsets(T, m, s, seed=0), T)
+        assert cov["pair_fraction"] > 0.99
+        assert cov["pair_mean"] * cov["pair_fraction"] >= PAIR_DRAWS * 0.95
+    with pytest.raises(ValueError, match="num_tasks"):
+        subset_plan(0)

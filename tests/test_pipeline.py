@@ -323,3 +323,18 @@ def test_estimate_discards_fit_blocks_from_other_settings(planted, tmp_path):
     fresh = GradTAG(num_subsets=40, subset_size=3, proj_dim=64, lam=10.0, progress=False)
     fresh.estimate(tr, va)
     assert torch.allclose(gt.coef_, fresh.coef_)
+
+
+def test_estimate_scores_blockwise_equal_all_at_once(planted, tmp_path, monkeypatch):
+    from graphtag.affinity import linearized_logits, task_scores
+
+    _, data, model = planted
+    monkeypatch.setattr(GradTAG, "fit_block", 7)  # 40 subsets: blocks of 7, ..., 5
+    gt = GradTAG(num_subsets=40, subset_size=3, proj_dim=32, progress=False)
+    tr, va = gt.collect(model, data, tmp_path / "g")
+    gt.estimate(tr, va)
+    u = linearized_logits(va.grads, va.logits, gt.coef_, gt.subsets_, offset=False)
+    ref = task_scores(u, va.labels, gt.subsets_)
+    assert torch.allclose(gt.scores_, ref, atol=1e-12)
+    auto = GradTAG(progress=False).estimate(tr, va)  # 12 tasks: 1,000 subsets of 5
+    assert auto.subsets_.shape == (1000, 5) and auto.coverage_["pair_fraction"] == 1.0

@@ -62,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = rn.add_argument_group("Grad-TAG")
     g.add_argument("--groups", dest="num_groups", type=int, default=10,
                    help="number of task groups k (default 10)")
-    g.add_argument("--subsets", dest="num_subsets", type=int, default=1000,
-                   help="random task subsets fitted (default 1000)")
-    g.add_argument("--subset-size", type=int, default=5)
+    g.add_argument("--subsets", dest="num_subsets", type=int, default=None,
+                   help="random task subsets fitted (default: enough for about 6 draws of "
+                        "each task pair, at least 1000)")
+    g.add_argument("--subset-size", type=int, default=None,
+                   help="tasks per subset (default: T/20 within 5..25)")
     g.add_argument("--proj-dim", type=int, default=64, help="gradient projection dimension")
     g.add_argument("--lam", type=float, default=0.1,
                    help="ridge weight of the subset fits (per labelled pair)")

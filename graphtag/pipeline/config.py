@@ -42,8 +42,8 @@ class RunConfig(TrainConfig):
     max_fit_nodes: int | None = 2000
     max_score_nodes: int | None = 2000
     # subset fits and affinity
-    num_subsets: int = 1000
-    subset_size: int = 5
+    num_subsets: int | None = None
+    subset_size: int | None = None
     lam: float = 0.1
     offset: bool = False
     metric: str = "neg_logloss"

@@ -118,8 +118,10 @@ def write_report(out: str | os.PathLike, report: dict[str, Any], affinity: np.nd
         "Stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in secs.items()) + ".",
     ]
     if cov:
-        md.append(f"Subsets: {report['config']['num_subsets']} of size "
-                  f"{report['config']['subset_size']}; pairs covered "
+        sub = report.get("subsets") or {}
+        m = sub.get("num_subsets") or report["config"]["num_subsets"]
+        size = sub.get("subset_size") or report["config"]["subset_size"]
+        md.append(f"Subsets: {m} of size {size}; pairs covered "
                   f"{_fmt(cov.get('pair_fraction'), '.1%')}.")
     md += ["", "Files: `report.json`, `groups.csv`, `affinity.png` (affinity ordered by "
            "Grad-TAG group)."]

@@ -225,7 +225,9 @@ def run_pipeline(
             np.save(folder / "base_scores.npy", gt.base_scores_)
             np.save(folder / "affinity.npy", gt.affinity_)
             _write_json(folder / "coverage.json", gt.coverage_)
-        return {"coverage": gt.coverage_, "timings": gt.timings_}
+        m, size = gt.subsets_.shape
+        return {"coverage": gt.coverage_, "timings": gt.timings_,
+                "num_subsets": int(m), "subset_size": int(size)}
     aff = stage("affinity", grads.fingerprint, affinity)
     A = on_main(lambda: np.load(aff.folder / "affinity.npy"))
     gt.affinity_ = A  # also when the affinity stage was skipped and grouping is redone
@@ -326,6 +328,7 @@ def _report(config: RunConfig, out: Path, data: Data, model: torch.nn.Module, ba
         "num_groups": k,
         "stage_seconds": seconds,
         "coverage": aff.summary().get("coverage"),
+        "subsets": {k: aff.summary().get(k) for k in ("num_subsets", "subset_size")},
         "methods": methods,
         "groups": {m: g for m, g in groups.items() if m not in (*COMBINER_METHODS, "stl")},
         "planted_group_ari": planted,
