@@ -77,9 +77,9 @@ class GradTAG:
         Number ``m`` and size ``s`` of the random task subsets. Each pair of tasks is seen
         together in about ``m s (s - 1) / (T (T - 1))`` subsets; None (default) chooses
         them so that this is about 6 (:func:`~graphtag.affinity.subset_plan`: 3,000 subsets
-        of 5 at 100 tasks, 2,500 of 25 at 500). The paper's fixed 2,000 subsets of 5 leave
-        92 % of the pairs of 500 tasks unseen, and the groups found are then no better than
-        chance on planted groups.
+        of 5 at 100 tasks, 2,500 of 25 at 500). A fixed 1,000 subsets of 5 leave 92 % of
+        the pairs of 500 tasks unseen, and the groups found on planted groups are then no
+        better than chance (``bench/scale.py``).
     proj_dim, proj_nnz
         Dimension ``d`` and non-zeros per column of the gradient projection.
     lam
