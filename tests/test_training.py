@@ -221,3 +221,14 @@ def test_predicting_some_nodes_equals_rows_of_all(amazon_data, kind):
     ev, ev_full = tr.evaluate(d, "val"), tr.evaluate(d, "val", full)
     assert ev["macro_f1"] == pytest.approx(ev_full["macro_f1"], abs=1e-9)
     assert ev["loss"] == pytest.approx(ev_full["loss"], rel=1e-5)
+
+
+def test_constant_predictor_f1_equals_scoring_all_positive():
+    g = torch.Generator().manual_seed(1)
+    y = (torch.rand(300, 6, generator=g) < 0.1).int()
+    y[:, 2] = 0
+    ref = multitask_scores(y, torch.ones(300, 6))["macro_f1"]
+    assert constant_predictor_f1(y) == pytest.approx(ref, abs=1e-12)
+    lm = torch.rand(300, 6, generator=g) > 0.3
+    ref = multitask_scores(y, torch.ones(300, 6), lm)["macro_f1"]
+    assert constant_predictor_f1(y, lm) == pytest.approx(ref, abs=1e-12)

@@ -203,7 +203,7 @@ def run_pipeline(
 
     # 1. base model on all tasks (also the MTL baseline)
     base = stage("base", "", lambda f: {k: v for k, v in train_run(
-        config.train_config(), f, progress=progress, overwrite=True).items()
+        config.train_config(), f, progress=progress, overwrite=True, data=data).items()
         if k != "test_per_task_f1"})
     model = load_base_model(config, data, base.folder)
 

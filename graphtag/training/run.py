@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch_geometric.data import Data
 
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, broadcast_object, is_main, main_first, on_main
@@ -118,8 +119,12 @@ def train_run(
     *,
     progress: bool = True,
     overwrite: bool = False,
+    data: Data | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate as ``config`` says, writing the run folder ``out_dir``.
+
+    ``data`` is the dataset ``config`` names, when the caller has it loaded already (the
+    pipeline does: a second copy is gigabytes on million-node graphs).
 
     Returns the metrics dict (also in ``metrics.json``): test/val macro-F1, micro-F1, ROC-AUC,
     per-task F1, the constant-predictor macro-F1 on test, epochs run, and timings.
@@ -157,10 +162,12 @@ def train_run(
 
     on_main(prepare)  # one writer; under torchrun every rank trains (data parallel)
     t0 = time.perf_counter()
-    with main_first():  # rank 0 builds the processed-data cache, the others read it
-        data = load_dataset(config.dataset, config.root, config.num_tasks,
-                            features=config.features, num_features=config.num_features,
-                            split=config.split, seed=config.seed, log=progress and is_main())
+    if data is None:
+        with main_first():  # rank 0 builds the processed-data cache, the others read it
+            data = load_dataset(config.dataset, config.root, config.num_tasks,
+                                features=config.features, num_features=config.num_features,
+                                split=config.split, seed=config.seed,
+                                log=progress and is_main())
     t_data = time.perf_counter() - t0
     trainer = build_trainer(config, data.num_features, data.y.size(1),
                             checkpoint_dir=out / "checkpoints", progress=progress)
@@ -171,9 +178,8 @@ def train_run(
     if not is_main():  # the weights are the same on every rank: rank 0 reports them
         barrier()
         return broadcast_object(None)
-    logits = trainer.predict_logits(data)
-    test = trainer.evaluate(data, "test", logits)
-    val = trainer.evaluate(data, "val", logits)
+    test = trainer.evaluate(data, "test")  # each predicts its split's nodes only
+    val = trainer.evaluate(data, "val")
     metrics = {
         "dataset": config.dataset,
         "num_nodes": int(data.num_nodes),
@@ -184,7 +190,9 @@ def train_run(
         "test_micro_f1": test["micro_f1"],
         "test_roc_auc": test["roc_auc"],
         "val_macro_f1": val["macro_f1"],
-        "constant_test_macro_f1": constant_predictor_f1(data.y[data.test_mask]),
+        "constant_test_macro_f1": constant_predictor_f1(
+            data.y[data.test_mask], None if data.get("label_mask") is None
+            else data.label_mask[data.test_mask]),
         "best_epoch": trainer.best_epoch_,
         "epochs_run": len(trainer.history_),
         "seconds_data": t_data,
