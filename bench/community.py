@@ -229,7 +229,7 @@ def run_seed(name: str, spec: DatasetSpec, seed: int, methods: Sequence[str],
         dataset=name, root=str(args.root), num_tasks=spec.num_tasks, model="sign",
         hidden_channels=args.hidden, num_layers=2, dropout=args.dropout, epochs=args.epochs,
         batch_size=spec.batch_size, lr=args.lr, patience=args.patience, seed=seed,
-        num_subsets=args.num_subsets, max_fit_nodes=args.max_fit_nodes,
+        num_subsets=args.num_subsets or None, max_fit_nodes=args.max_fit_nodes,
         num_groups=spec.num_groups, group_mode="models",
         methods=tuple(m for m in PIPELINE_METHODS if m in methods),
     )
@@ -340,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="dropout of every model (0.5, the package default, under-fits MTL on "
                          "com-DBLP: val macro-F1 0.50 against 0.74 with 0)")
     ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--num-subsets", type=int, default=500, help="Grad-TAG task subsets")
+    ap.add_argument("--num-subsets", type=int, default=500,
+                    help="Grad-TAG task subsets (0: GradTAG's default plan, about 6 draws of "
+                         "each task pair)")
     ap.add_argument("--max-fit-nodes", type=int, default=1000,
                     help="Grad-TAG: training nodes the subset fits use")
     ap.add_argument("--stl-tasks", nargs="*", default=[], metavar="DATASET=N",
