@@ -172,7 +172,7 @@ def train_groups(
         # alone. One group: all ranks train it together (data parallel, in the trainer).
         parallel = world > 1 and len(groups) > 1
         mine = shard(range(len(groups))) if parallel else list(range(len(groups)))
-        trained: dict[int, tuple[torch.Tensor, int, float]] = {}
+        trained: dict[int, tuple[torch.Tensor | None, int, float]] = {}
         bar = tqdm(mine, desc="groups", unit="group",
                    disable=not progress or len(groups) < 2 or not is_main())
         for i in bar:
@@ -187,6 +187,9 @@ def train_groups(
                 if torch.equal(saved.get("nodes", torch.empty(0)), rows):
                     trained[i] = (saved["logits"], int(saved["num_parameters"]),
                                   float(saved.get("seconds", 0.0)))
+                    if not parallel:  # into place now: holding every group's copy doubles it
+                        logits[:, g] = trained[i][0]
+                        trained[i] = (None, *trained[i][1:])
                     continue
                 # other splits, or a file from before only evaluated rows were kept: the
                 # finished checkpoint below is reloaded without retraining
@@ -205,13 +208,18 @@ def train_groups(
                 torch.save({"tasks": g, "nodes": rows, "logits": lg, "num_parameters": n,
                             "seconds": trained[i][2]}, tmp)
                 os.replace(tmp, done)
+            if not parallel:
+                logits[:, g] = lg
+                trained[i] = (None, n, trained[i][2])
+            del lg
         if parallel:
             # every rank gets every group's logits from the rank that trained it
             seconds = sum(all_gather_object(seconds))
             trained = {i: broadcast_object(trained.get(i), src=i % world)
                        for i in range(len(groups))}
         for i, g in enumerate(groups):
-            logits[:, g] = trained[i][0]
+            if trained[i][0] is not None:
+                logits[:, g] = trained[i][0]
             n_params += trained[i][1]
             total += trained[i][2]
     res = _scores(data, rows, logits, groups, mode, total, n_params)
