@@ -79,14 +79,15 @@ def test_vectorised_equals_per_sample_loop(data, kind, strategy):
     assert torch.allclose(gm.logits(inp), ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("hidden", [6, 3])  # T = 6 tasks: per-task path, embedding path
 @pytest.mark.parametrize("kind", ["sage2", "sage3", "sign"])
-def test_factored_equals_loop_with_the_same_kronecker_projector(data, kind):
+def test_factored_equals_loop_with_the_same_kronecker_projector(data, kind, hidden):
     torch.manual_seed(1)
     if kind == "sign":
-        model, fan = SIGN(8, 6, 6, num_hops=2), None
+        model, fan = SIGN(8, hidden, 6, num_hops=2), None
     else:
         layers = int(kind[-1])
-        model, fan = MultitaskGNN(8, 6, 6, num_layers=layers), (3,) * layers
+        model, fan = MultitaskGNN(8, hidden, 6, num_layers=layers), (3,) * layers
     gm = GradientModel(model, data, fan)
     P = kronecker_projector(model, 64, nnz=2, seed=5)
     inp = gm.inputs(torch.tensor([3, 299, 8, 9]), torch.Generator().manual_seed(2))

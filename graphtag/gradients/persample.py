@@ -320,10 +320,10 @@ class GradientModel:
                     eps[f"{k}.{lvl}"] = xs[0].new_zeros(*masks[lvl].shape, out)
             nl = self.num_layers
 
-            def fn(e, x, m):
-                h, acts = _sage_tree_apps(params, nl, x, m, e)
-                return F.linear(h, wh, bh) + e["head"], (acts, h)
+            def apps(e, x, m):
+                return _sage_tree_apps(params, nl, x, m, e)
             args = (xs, masks)
+            dtype_src = xs[0]
         else:
             xs = inputs[0][:, 0]  # (B, K+1, F)
             B = xs.shape[0]
@@ -332,12 +332,31 @@ class GradientModel:
             eps = {f"hop{k}": xs.new_zeros(B, H1) for k in range(K + 1)}
             eps["mix"] = xs.new_zeros(B, params["mix.weight"].shape[0])
 
-            def fn(e, x):
-                h, acts = _sign_apps(params, K, x, e)
-                return F.linear(h, wh, bh) + e["head"], (acts, h)
+            def apps(e, x):
+                return _sign_apps(params, K, x, e)
             args = (xs,)
-        eps["head"] = xs[0].new_zeros(B, T) if self.kind == "sage" else xs.new_zeros(B, T)
-        jac, (acts, h) = vmap(jacrev(fn, has_aux=True))(eps, *args)  # name -> (B, T, *shape)
+            dtype_src = xs
+        H = wh.shape[1]
+        if T > H:
+            # H reverse passes for the embedding, then mixed by the head weights: the
+            # per-task Jacobian would push T one-hot cotangents through the head, O(B T^2 H)
+            def fn_h(e, *a):
+                h, acts = apps(e, *a)
+                return h, (acts, h)
+            jac_h, (acts, h) = vmap(jacrev(fn_h, has_aux=True))(eps, *args)  # (B, H, *shape)
+            jac = {k: torch.matmul(wh, v.reshape(B, H, -1)).reshape(B, T, *v.shape[2:])
+                   for k, v in jac_h.items()}
+            del jac_h
+            if with_head:  # d logit_t / d (head output perturbation)_s is the identity
+                jac["head"] = torch.eye(T, dtype=dtype_src.dtype).expand(B, T, T)
+        else:
+            def fn(e, *a):
+                h, acts = apps(e, *a)
+                out = F.linear(h, wh, bh)
+                return (out + e["head"] if "head" in e else out), (acts, h)
+            if with_head:
+                eps["head"] = dtype_src.new_zeros(B, T)
+            jac, (acts, h) = vmap(jacrev(fn, has_aux=True))(eps, *args)  # (B, T, *shape)
 
         def flat(t: Tensor, lead: int) -> Tensor:  # (B, [T,] n..., c) -> (B, [T,] n, c)
             return t.reshape(*t.shape[:lead], -1, t.shape[-1])
