@@ -274,6 +274,25 @@ def _fmt_e(e: float) -> str:
     return f"{e / 1e6:g}M"
 
 
+def _neighbours(runs: dict[tuple[float, int], dict[str, dict[str, Any]]], fixed: int
+                ) -> Iterator[tuple[Any, str, Any, Any, dict[str, Any], dict[str, Any]]]:
+    """Pairs of measured stages at neighbouring sizes along one axis, the other held fixed.
+
+    ``fixed=1`` holds the task count and steps through edge counts, ``fixed=0`` the reverse;
+    yields ``(fixed value, stage, smaller, larger, record, record)``.
+    """
+    vary = 1 - fixed
+    for f in sorted({k[fixed] for k in runs}):
+        sizes = sorted(k[vary] for k in runs if k[fixed] == f)
+        for s in STAGES:
+            for v0, v1 in itertools.pairwise(sizes):
+                key0 = (v0, f) if fixed == 1 else (f, v0)
+                key1 = (v1, f) if fixed == 1 else (f, v1)
+                a, b = runs[key0].get(s), runs[key1].get(s)
+                if a and b and a["cpu_seconds"] > 0 and a["seconds"] > 0:
+                    yield f, s, v0, v1, a, b
+
+
 def report(path: Path) -> str:
     """Markdown tables from a results file: stages, totals and growth rates."""
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -300,30 +319,20 @@ def report(path: Path) -> str:
     # growth in edges at fixed tasks: (cpu ratio) / (edge ratio)
     g = ["| tasks | stage | edges | cpu ratio / edge ratio | wall ratio / edge ratio | "
          "peak RSS ratio |", "|---|---|---|---|---|---|"]
-    for t in sorted({k[1] for k in runs}):
-        es = sorted(e for e, tt in runs if tt == t)
-        for s in STAGES:
-            for e0, e1 in itertools.pairwise(es):
-                a, b = runs[(e0, t)].get(s), runs[(e1, t)].get(s)
-                if a and b and a["cpu_seconds"] > 0 and a["seconds"] > 0:
-                    er = b.get("edges", e1) / a.get("edges", e0)
-                    g.append(f"| {t} | {s} | {_fmt_e(e0)} -> {_fmt_e(e1)} | "
-                             f"{b['cpu_seconds'] / a['cpu_seconds'] / er:.2f} | "
-                             f"{b['seconds'] / a['seconds'] / er:.2f} | "
-                             f"{b['peak_rss_gib'] / a['peak_rss_gib']:.2f} |")
+    for t, s, e0, e1, a, b in _neighbours(runs, fixed=1):
+        er = b.get("edges", e1) / a.get("edges", e0)
+        g.append(f"| {t} | {s} | {_fmt_e(e0)} -> {_fmt_e(e1)} | "
+                 f"{b['cpu_seconds'] / a['cpu_seconds'] / er:.2f} | "
+                 f"{b['seconds'] / a['seconds'] / er:.2f} | "
+                 f"{b['peak_rss_gib'] / a['peak_rss_gib']:.2f} |")
     out.append("Growth in edges (1.0 = linear; above 1 = superlinear):\n\n" + "\n".join(g))
     h = ["| edges | stage | tasks | cpu ratio / (tasks x nodes) ratio | wall ratio / (tasks x "
          "nodes) ratio |", "|---|---|---|---|---|"]
-    for e in sorted({k[0] for k in runs}):
-        ts = sorted(t for ee, t in runs if ee == e)
-        for s in STAGES:
-            for t0, t1 in itertools.pairwise(ts):
-                a, b = runs[(e, t0)].get(s), runs[(e, t1)].get(s)
-                if a and b and a["cpu_seconds"] > 0 and a["seconds"] > 0:
-                    tn = (t1 * b.get("nodes", 1)) / (t0 * a.get("nodes", 1))
-                    h.append(f"| {_fmt_e(e)} | {s} | {t0} -> {t1} | "
-                             f"{b['cpu_seconds'] / a['cpu_seconds'] / tn:.2f} | "
-                             f"{b['seconds'] / a['seconds'] / tn:.2f} |")
+    for e, s, t0, t1, a, b in _neighbours(runs, fixed=0):
+        tn = (t1 * b.get("nodes", 1)) / (t0 * a.get("nodes", 1))
+        h.append(f"| {_fmt_e(e)} | {s} | {t0} -> {t1} | "
+                 f"{b['cpu_seconds'] / a['cpu_seconds'] / tn:.2f} | "
+                 f"{b['seconds'] / a['seconds'] / tn:.2f} |")
     out.append("Growth in tasks x nodes at fixed edges:\n\n" + "\n".join(h))
     return "\n\n".join(out)
 
