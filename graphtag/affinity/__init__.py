@@ -2,15 +2,31 @@
 
 from graphtag.affinity.regression import fit_subsets, linearized_logits
 from graphtag.affinity.scores import affinity_matrix, task_scores
+from graphtag.affinity.statistics import (
+    TaskStatistics,
+    fit_subsets_stats,
+    subset_lam,
+    task_statistics,
+)
 from graphtag.affinity.subsets import PAIR_DRAWS, sample_subsets, subset_coverage, subset_plan
 
 __all__ = [
+    "FIT_METHODS",
     "PAIR_DRAWS",
+    "TaskStatistics",
     "affinity_matrix",
     "fit_subsets",
+    "fit_subsets_stats",
     "linearized_logits",
     "sample_subsets",
     "subset_coverage",
+    "subset_lam",
     "subset_plan",
     "task_scores",
+    "task_statistics",
 ]
+
+#: How :class:`~graphtag.pipeline.GradTAG` solves the subset regressions: ``"stats"`` from
+#: per-task sufficient statistics (:func:`fit_subsets_stats`), ``"exact"`` by batched Newton to
+#: convergence (:func:`fit_subsets`, the reference).
+FIT_METHODS = ("stats", "exact")

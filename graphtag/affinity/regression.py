@@ -109,7 +109,7 @@ def _newton_terms(
     data: list[tuple[Tensor, Tensor, Tensor, Tensor]] | Iterator,
     z: Tensor,
     subsets: np.ndarray,
-    lam: float,
+    lam: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Objective, gradient and Hessian of every subset's problem at ``z`` (one pass)."""
     m, d = z.shape
@@ -135,8 +135,8 @@ def _newton_terms(
             h = (ww * sig * (1.0 - sig)).to(g_in.dtype)
             hess[blk] += torch.bmm(g_in.transpose(1, 2) * h[:, None, :], g_in).double()
     f += lam * (z * z).sum(1)
-    grad += 2.0 * lam * z
-    hess.diagonal(dim1=1, dim2=2).add_(2.0 * lam)
+    grad += 2.0 * lam[:, None] * z
+    hess.diagonal(dim1=1, dim2=2).add_(2.0 * lam[:, None])
     return f, grad, hess
 
 
@@ -145,7 +145,7 @@ def _line_values(
     z: Tensor,
     p: Tensor,
     subsets: np.ndarray,
-    lam: float,
+    lam: Tensor,
     alphas: Tensor,
 ) -> Tensor:
     """Objective at ``z + alpha p`` for every subset and every trial ``alpha`` (one pass)."""
@@ -164,7 +164,7 @@ def _line_values(
             yy, ww = y[si].reshape(mb, -1, 1), w[si].reshape(mb, -1, 1)
             phi[blk] += (ww * (_softplus(u) - yy * u)).sum(1)
     zz = z[:, None, :] + alphas[None, :, None] * p[:, None, :]
-    return phi + lam * (zz * zz).sum(-1)
+    return phi + lam[:, None] * (zz * zz).sum(-1)
 
 
 def _solve_spd(hess: Tensor, rhs: Tensor) -> Tensor:
@@ -193,7 +193,7 @@ def fit_subsets(
     labels: ArrayLike,
     subsets: ArrayLike,
     *,
-    lam: float = 1e-3,
+    lam: float | ArrayLike = 1e-3,
     offset: bool = True,
     max_iter: int = 50,
     tol: float = 1e-8,
@@ -223,7 +223,9 @@ def fit_subsets(
     subsets
         ``(m, s)`` task ids (see :func:`~graphtag.affinity.sample_subsets`).
     lam
-        Ridge weight (>= 0; with 0, singular Hessians get a diagonal jitter).
+        Ridge weight (>= 0; with 0, singular Hessians get a diagonal jitter): a scalar, or one
+        per subset (e.g. :func:`~graphtag.affinity.subset_lam`, for a mean-loss ridge under a
+        label mask).
     offset
         Use the base logits as offsets; with False, ``b := 0``.
     max_iter
@@ -256,8 +258,9 @@ def fit_subsets(
     subsets drop out of later passes. A warning reports subsets that hit ``max_iter`` or for
     which no trial step decreased the objective.
     """
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0 (got {lam}).")
+    lam_all = torch.as_tensor(np.asarray(lam, dtype=np.float64))
+    if (lam_all < 0).any() or not torch.isfinite(lam_all).all():
+        raise ValueError(f"lam must be finite and >= 0 (got {lam}).")
     if max_iter < 1 or chunk < 1:
         raise ValueError("max_iter and chunk must be >= 1.")
     n_all, num_tasks, d = (int(x) for x in grads.shape)
@@ -280,6 +283,11 @@ def fit_subsets(
                                                            offset)
 
     m = subs.shape[0]
+    if lam_all.ndim == 0:
+        lam_all = lam_all.expand(m)
+    if lam_all.shape != (m,):
+        raise ValueError(f"lam must be a scalar or have one entry per subset ({m}), got shape "
+                         f"{tuple(lam_all.shape)}.")
     z = torch.zeros(m, d, dtype=torch.float64)
     alphas = torch.from_numpy(_ALPHAS)
     active = np.arange(m)
@@ -288,11 +296,12 @@ def fit_subsets(
         if active.size == 0:
             break
         za, sa = z[active], subs[active]
-        f, grad, hess = _newton_terms(passes(), za, sa, lam)
+        la = lam_all[torch.from_numpy(active)]
+        f, grad, hess = _newton_terms(passes(), za, sa, la)
         p = -_solve_spd(hess, grad)
         dec = -(grad * p).sum(1)  # Newton decrement squared, g^T H^-1 g >= 0
         done = (dec / 2 <= tol * f.abs().clamp(min=1.0)).numpy()
-        phi = _line_values(passes(), za, p, sa, lam, torch.cat([alphas.new_zeros(1), alphas]))
+        phi = _line_values(passes(), za, p, sa, la, torch.cat([alphas.new_zeros(1), alphas]))
         # compare with phi(0) from the same pass, so summation-order noise cannot fake progress
         ok = phi[:, 1:] <= phi[:, :1] - _ARMIJO * alphas * dec[:, None]
         has = ok.any(1)

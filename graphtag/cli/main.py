@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--proj-dim", type=int, default=64, help="gradient projection dimension")
     g.add_argument("--lam", type=float, default=0.1,
                    help="ridge weight of the subset fits (per labelled pair)")
+    g.add_argument("--fit-method", default="stats", choices=("stats", "exact"),
+                   help="subset fits from per-task sufficient statistics (default, fast) or "
+                        "by exact batched Newton (the reference)")
+    g.add_argument("--fit-refine", type=int, default=1,
+                   help="refinement steps after the statistics fit's Newton step (default 1)")
     g.add_argument("--offset", action=argparse.BooleanOptionalAction, default=False,
                    help="use the base model's logits as offsets in the subset fits")
     g.add_argument("--metric", default="neg_logloss", choices=("neg_logloss", "f1"))
@@ -224,8 +229,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     cfg = RunConfig(
         **_train_fields(args, "run"), num_groups=args.num_groups, num_subsets=args.num_subsets,
-        subset_size=args.subset_size, proj_dim=args.proj_dim, lam=args.lam, offset=args.offset,
-        metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
+        subset_size=args.subset_size, proj_dim=args.proj_dim, lam=args.lam,
+        fit_method=args.fit_method, fit_refine=args.fit_refine, offset=args.offset, metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
         max_score_nodes=args.max_score_nodes or None, solver=args.solver, methods=methods,
         group_mode=args.group_mode, peer_epochs=args.peer_epochs,
         tag_lookaheads=args.tag_lookaheads or None, rep_grad=args.rep_grad,

@@ -45,6 +45,8 @@ class RunConfig(TrainConfig):
     num_subsets: int | None = None
     subset_size: int | None = None
     lam: float = 0.1
+    fit_method: str = "stats"
+    fit_refine: int = 1
     offset: bool = False
     metric: str = "neg_logloss"
     scoring: str = "linearized"
@@ -63,6 +65,13 @@ class RunConfig(TrainConfig):
         if bad:
             raise ValueError(f"methods {bad} unknown; choose from {METHODS} (MTL, the base "
                              "model, is always reported).")
+        from graphtag.affinity import FIT_METHODS
+
+        if self.fit_method not in FIT_METHODS:
+            raise ValueError(f"fit_method must be one of {FIT_METHODS} (got "
+                             f"{self.fit_method!r}).")
+        if self.fit_refine < 0:
+            raise ValueError(f"fit_refine must be >= 0 (got {self.fit_refine}).")
         if self.num_groups < 1:
             raise ValueError(f"num_groups must be >= 1 (got {self.num_groups}).")
         for name in ("peer_epochs", "tag_lookaheads"):
@@ -103,7 +112,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "base": _TRAIN_KEYS,
     "gradients": ("proj_dim", "proj_nnz", "grad_params", "grad_fanouts", "max_fit_nodes",
                   "max_score_nodes"),
-    "affinity": ("num_subsets", "subset_size", "lam", "offset", "metric", "scoring"),
+    "affinity": ("num_subsets", "subset_size", "lam", "fit_method", "fit_refine", "offset",
+                 "metric", "scoring"),
     "grouping": ("num_groups", "solver", "methods", "peer_epochs", "tag_lookaheads"),
     "train": ("group_mode", "methods", "rep_grad"),
 }

@@ -30,13 +30,17 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphtag.affinity import (
+    FIT_METHODS,
     affinity_matrix,
     fit_subsets,
+    fit_subsets_stats,
     linearized_logits,
     sample_subsets,
     subset_coverage,
+    subset_lam,
     subset_plan,
     task_scores,
+    task_statistics,
 )
 from graphtag.affinity.mapback import mapback_logits
 from graphtag.distributed import (
@@ -84,7 +88,18 @@ class GradTAG:
         Dimension ``d`` and non-zeros per column of the gradient projection.
     lam
         Ridge weight per labelled (node, task) pair: the fits minimise the **mean** log-loss
-        over the subset's labelled pairs plus ``lam * ||z||^2``.
+        over the subset's labelled pairs plus ``lam * ||z||^2`` (each subset by its own count
+        of labelled pairs, so a label mask weighs every subset alike).
+    fit_method
+        ``"stats"`` (default): each subset's fit from per-task sufficient statistics, one
+        Newton step from the base point plus ``fit_refine`` majorise-minimise steps
+        (:func:`~graphtag.affinity.fit_subsets_stats`); ``"exact"``: batched Newton to
+        convergence (:func:`~graphtag.affinity.fit_subsets`), the reference. On the shipped
+        default the statistics path is the faster by a factor and gives the same groups
+        (``bench/fits.py``; figures in ``bench/RESULTS.md``).
+    fit_refine
+        Refinement steps of ``fit_method="stats"`` (each a gradient pass, ``d`` times cheaper
+        than an exact Newton iteration).
     offset
         Use the base model's logits as offsets in the fits (the first-order expansion around
         the base model). Default False, as in the paper's public code: with a base model
@@ -157,6 +172,8 @@ class GradTAG:
         proj_dim: int = 64,
         proj_nnz: int = 4,
         lam: float = 0.1,
+        fit_method: str = "stats",
+        fit_refine: int = 1,
         offset: bool = False,
         metric: str = "neg_logloss",
         scoring: str = "linearized",
@@ -175,6 +192,8 @@ class GradTAG:
         self.proj_dim = proj_dim
         self.proj_nnz = proj_nnz
         self.lam = lam
+        self.fit_method = fit_method
+        self.fit_refine = fit_refine
         self.offset = offset
         self.metric = metric
         self.scoring = scoring
@@ -188,6 +207,11 @@ class GradTAG:
         self.progress = progress
 
     def _check_params(self, num_tasks: int) -> None:
+        if self.fit_method not in FIT_METHODS:
+            raise ValueError(f"fit_method must be one of {FIT_METHODS} (got "
+                             f"{self.fit_method!r}).")
+        if self.fit_refine < 0:
+            raise ValueError(f"fit_refine must be >= 0 (got {self.fit_refine}).")
         if self.scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {SCORINGS} (got {self.scoring!r}).")
         if self.params not in ("shared", "all"):
@@ -264,8 +288,8 @@ class GradTAG:
         self.subsets_ = sample_subsets(T, m, s, seed=self.seed)
         self.coverage_ = subset_coverage(self.subsets_, T)
         labels = fit_store.labels
-        n_known = int((np.asarray(labels)[:, self.subsets_[0]] >= 0).sum())
-        lam_sum = self.lam * max(n_known, 1)  # fit_subsets minimises a sum; ours is a mean
+        # the fits minimise a sum over labelled pairs; ours is a mean, per subset
+        lam_sum = subset_lam(self.lam, (np.asarray(labels) >= 0).sum(0), self.subsets_)
         ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
         if ck is not None:
             ck.mkdir(parents=True, exist_ok=True)
@@ -287,14 +311,24 @@ class GradTAG:
         bar = tqdm(total=sum(bounds[b][1] - bounds[b][0] for b in mine), unit="subset",
                    desc="subset fits" if world == 1 else f"subset fits (rank 0 of {world})",
                    disable=not (self.progress and is_main()))
+        stats, t_stats = None, 0.0
         for b in mine:
             lo, hi = bounds[b]
             f = ck_file(lo, hi)
             if f is not None and f.exists():
                 z = torch.from_numpy(np.load(f))
+            elif self.fit_method == "stats":
+                if stats is None:  # once, and only when some block is left to fit
+                    ts = time.perf_counter()
+                    stats = task_statistics(fit_store.grads, fit_store.logits, labels,
+                                            offset=self.offset)
+                    t_stats = time.perf_counter() - ts
+                z = fit_subsets_stats(stats, self.subsets_[lo:hi], lam=lam_sum[lo:hi],
+                                      refine=self.fit_refine, grads=fit_store.grads,
+                                      logits=fit_store.logits, labels=labels)
             else:
                 z = fit_subsets(fit_store.grads, fit_store.logits, labels, self.subsets_[lo:hi],
-                                lam=lam_sum, offset=self.offset)
+                                lam=lam_sum[lo:hi], offset=self.offset)
                 if f is not None:
                     tmp = f.with_name(f.stem + ".tmp.npy")
                     np.save(tmp, z.numpy())
@@ -316,7 +350,8 @@ class GradTAG:
         self.base_scores_ = self._base_scores(score_store)
         self.affinity_ = affinity_matrix(self.subsets_, self.scores_, T)
         t2 = time.perf_counter()
-        self.timings_ = {**getattr(self, "timings_", {}), "fits": t1 - t0, "scores": t2 - t1}
+        self.timings_ = {**getattr(self, "timings_", {}), "fits": t1 - t0,
+                         "fit_statistics": t_stats, "scores": t2 - t1}
         return self
 
     def _check_fit_dir(self, ck: Path, store: GradientStore) -> None:
@@ -327,6 +362,7 @@ class GradTAG:
 
         key = hashlib.sha256(json.dumps({
             "subsets": self.subsets_.tolist(), "lam": self.lam, "offset": self.offset,
+            "fit": [self.fit_method, self.fit_refine if self.fit_method == "stats" else None],
             "store": {k: store.manifest.get(k) for k in (
                 "model_sha256", "nodes_sha256", "projector", "dim", "seed")},
         }, sort_keys=True, default=str).encode()).hexdigest()

@@ -117,6 +117,15 @@ def write_report(out: str | os.PathLike, report: dict[str, Any], affinity: np.nd
         "",
         "Stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in secs.items()) + ".",
     ]
+    fit_secs = report.get("affinity_seconds") or {}
+    if fit_secs:
+        cfg = report["config"]
+        how = cfg.get("fit_method", "exact")
+        if how == "stats":
+            how += f", {cfg.get('fit_refine')} refinement step(s)"
+        md.append(f"Affinity stage ({how}): subset fits {fit_secs.get('fits', 0):.1f} s "
+                  f"(of which per-task statistics {fit_secs.get('fit_statistics', 0):.1f} s), "
+                  f"scores {fit_secs.get('scores', 0):.1f} s.")
     if cov:
         sub = report.get("subsets") or {}
         m = sub.get("num_subsets") or report["config"]["num_subsets"]

@@ -59,7 +59,7 @@ def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:
     return GradTAG(
         config.num_groups, num_subsets=config.num_subsets, subset_size=config.subset_size,
         proj_dim=config.proj_dim, proj_nnz=config.proj_nnz, lam=config.lam,
-        offset=config.offset, metric=config.metric, scoring=config.scoring,
+        fit_method=config.fit_method, fit_refine=config.fit_refine, offset=config.offset, metric=config.metric, scoring=config.scoring,
         fanouts=config.grad_fanouts, max_fit_nodes=config.max_fit_nodes,
         max_score_nodes=config.max_score_nodes, params=config.grad_params,
         solver=config.solver, seed=config.seed,
@@ -327,6 +327,7 @@ def _report(config: RunConfig, out: Path, data: Data, model: torch.nn.Module, ba
                     "num_edges": int(data.edge_index.size(1) // 2), "num_tasks": T},
         "num_groups": k,
         "stage_seconds": seconds,
+        "affinity_seconds": aff.summary().get("timings"),
         "coverage": aff.summary().get("coverage"),
         "subsets": {k: aff.summary().get(k) for k in ("num_subsets", "subset_size")},
         "methods": methods,

@@ -1,0 +1,267 @@
+"""Subset fits from per-task sufficient statistics: Grad-TAG's fits in seconds.
+
+A subset's regression (:func:`~graphtag.affinity.fit_subsets`) is a sum over its tasks' rows,
+so everything a Newton step *at a point every subset shares* needs decomposes over tasks. At
+``z = 0`` every subset is at the same point: with ``H_t`` and ``c_t`` the Hessian and gradient
+of task ``t``'s summed log-loss there (computed once, ``O(T n d^2)``), the first Newton step of
+subset ``S`` is::
+
+    z_S = -(sum_{t in S} H_t + 2 lam_S I)^{-1} sum_{t in S} c_t
+
+which costs ``O(s d^2 + d^3)`` per subset instead of ``O(s n d^2)`` per Newton iteration. Without
+offsets the logistic weights at ``z = 0`` are all 1/4, so ``H_t = G_t^T G_t / 4`` is also
+Böhning's global bound on the Hessian: refinement steps ``z <- z - H_B^{-1} grad f(z)`` with the
+same factorised matrix never increase the objective (a majorise-minimise scheme that keeps the
+per-task decomposition) and each costs one ``O(s n d)`` gradient pass, ``d`` times less than an
+exact Newton pass. ``bench/fits.py`` measures how close this lands to the exact optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphtag.affinity.regression import (
+    _check_subsets,
+    _chunks,
+    _node_index,
+    _softplus,
+    _solve_spd,
+)
+
+__all__ = ["TaskStatistics", "fit_subsets_stats", "subset_lam", "task_statistics"]
+
+ArrayLike = Any
+
+_SUM_ELEMS = 1 << 24  # subset block of summed (d, d) matrices: 128 MiB of float64
+_GATHER_ELEMS = 1 << 23  # gathered (subsets x tasks x nodes x d) block in refinement passes
+
+
+@dataclass
+class TaskStatistics:
+    """Each task's log-loss at ``z = 0``, summed over its labelled nodes, to second order.
+
+    Attributes
+    ----------
+    hess : Tensor of shape (T, d, d)
+        Hessian ``G_t^T diag(w_t) G_t``, ``w = sigma(b)(1 - sigma(b))`` on labelled rows.
+    grad : Tensor of shape (T, d)
+        Gradient ``G_t^T (sigma(b_t) - y_t)`` over labelled rows.
+    loss : Tensor of shape (T,)
+        The summed log-loss itself.
+    n_known : Tensor of shape (T,)
+        Labelled rows per task.
+    bound : Tensor of shape (T, d, d) or None
+        Böhning's bound ``G_t^T G_t / 4`` for refinement; None when it equals ``hess``
+        (no offsets: every ``b = 0``).
+    offset : bool
+        Whether the base logits were used as offsets.
+    """
+
+    hess: Tensor
+    grad: Tensor
+    loss: Tensor
+    n_known: Tensor
+    bound: Tensor | None
+    offset: bool
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.grad.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.grad.shape[1])
+
+
+def task_statistics(
+    grads: ArrayLike,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    offset: bool = False,
+    node_mask: ArrayLike | None = None,
+    chunk: int = 512,
+) -> TaskStatistics:
+    """Per-task sufficient statistics of the subset fits (one pass over the gradients).
+
+    Parameters
+    ----------
+    grads, logits, labels, offset, node_mask, chunk
+        As in :func:`~graphtag.affinity.fit_subsets`.
+
+    Returns
+    -------
+    TaskStatistics
+        Float64 statistics; memory ``T d^2`` doubles (``2 T d^2`` with offsets).
+    """
+    n_all, num_tasks, d = (int(x) for x in grads.shape)
+    if tuple(logits.shape) != (n_all, num_tasks) or tuple(labels.shape) != (n_all, num_tasks):
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must have shape "
+            f"{(n_all, num_tasks)} like grads[:, :, 0]."
+        )
+    nodes = _node_index(node_mask, n_all)
+    hess = torch.zeros(num_tasks, d, d, dtype=torch.float64)
+    bound = torch.zeros_like(hess) if offset else None
+    grad = torch.zeros(num_tasks, d, dtype=torch.float64)
+    loss = torch.zeros(num_tasks, dtype=torch.float64)
+    n_known = torch.zeros(num_tasks, dtype=torch.float64)
+    for g, b, y, w in _chunks(grads, logits, labels, nodes, chunk, offset):
+        sig = torch.sigmoid(b)
+        # (T, n, d) products in the store's precision, summed into float64 per chunk
+        hw = (w * sig * (1.0 - sig)).to(g.dtype)
+        hess += torch.bmm(g.transpose(1, 2) * hw[:, None, :], g).double()
+        if bound is not None:
+            bound += torch.bmm(g.transpose(1, 2) * (0.25 * w).to(g.dtype)[:, None, :], g).double()
+        grad += torch.bmm((w * (sig - y))[:, None, :], g.double()).squeeze(1)
+        loss += (w * (_softplus(b) - y * b)).sum(1)
+        n_known += w.sum(1)
+    return TaskStatistics(hess, grad, loss, n_known, bound, offset)
+
+
+def subset_lam(lam: float, n_known: ArrayLike, subsets: ArrayLike) -> np.ndarray:
+    """Per-subset ridge weight of a mean-loss ``lam`` for a summed-loss fit.
+
+    :func:`~graphtag.affinity.fit_subsets` minimises a sum over labelled pairs, so the mean-loss
+    objective ``mean logloss + lam ||z||^2`` of subset ``S`` is its ``lam * n_S`` with ``n_S``
+    the subset's own count of labelled pairs (under a label mask, counts differ by subset).
+    """
+    n = np.asarray(n_known, dtype=np.float64)
+    subs = np.asarray(subsets, dtype=np.int64)
+    return lam * np.maximum(n[subs].sum(1), 1.0)
+
+
+def _lam_vector(lam: float | ArrayLike, m: int) -> Tensor:
+    lam_t = torch.as_tensor(np.asarray(lam, dtype=np.float64))
+    if lam_t.ndim == 0:
+        lam_t = lam_t.expand(m)
+    if lam_t.shape != (m,):
+        raise ValueError(f"lam must be a scalar or have one entry per subset ({m}), got shape "
+                         f"{tuple(lam_t.shape)}.")
+    if (lam_t < 0).any() or not torch.isfinite(lam_t).all():
+        raise ValueError("lam must be finite and >= 0.")
+    return lam_t.clone()
+
+
+def _summed(mats: Tensor, subs: Tensor) -> Tensor:
+    """``sum_j mats[subs[:, j]]`` without materialising the (mb, s, d, d) gather."""
+    out = mats.index_select(0, subs[:, 0]).clone()
+    for j in range(1, subs.shape[1]):
+        out += mats.index_select(0, subs[:, j])
+    return out
+
+
+def _refine_terms(data: list, z: Tensor, subs: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed log-loss and its gradient for every subset at ``z`` (one pass, no Hessian)."""
+    mb, d = z.shape
+    s = subs.shape[1]
+    f = torch.zeros(mb, dtype=torch.float64)
+    grad = torch.zeros(mb, d, dtype=torch.float64)
+    for g, b, y, w in data:
+        n = g.shape[1]
+        step = max(1, _GATHER_ELEMS // max(s * n * d, 1))
+        for lo in range(0, mb, step):
+            si = subs[lo:lo + step]
+            k = si.shape[0]
+            gs = g[si].reshape(k, -1, d)
+            u = b[si].reshape(k, -1) + torch.bmm(gs, z[lo:lo + step, :, None].to(gs.dtype)
+                                                 ).squeeze(-1).double()
+            yy, ww = y[si].reshape(k, -1), w[si].reshape(k, -1)
+            f[lo:lo + step] += (ww * (_softplus(u) - yy * u)).sum(1)
+            r = (ww * (torch.sigmoid(u) - yy)).to(gs.dtype)
+            grad[lo:lo + step] += torch.bmm(r[:, None, :], gs).squeeze(1).double()
+    return f, grad
+
+
+def fit_subsets_stats(
+    stats: TaskStatistics,
+    subsets: ArrayLike,
+    *,
+    lam: float | ArrayLike = 1e-3,
+    refine: int = 0,
+    grads: ArrayLike | None = None,
+    logits: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+    node_mask: ArrayLike | None = None,
+    chunk: int = 512,
+) -> Tensor:
+    """Fit every subset's linearised model from per-task statistics.
+
+    Solves the problem of :func:`~graphtag.affinity.fit_subsets` (summed log-loss plus
+    ``lam ||z||^2``) approximately: one exact Newton step from ``z = 0`` assembled from
+    ``stats``, then ``refine`` majorise-minimise steps with Böhning's bound, which need the data
+    (``grads``, ``logits``, ``labels``, ``node_mask``: the same as for ``stats``).
+
+    Parameters
+    ----------
+    stats
+        From :func:`task_statistics`.
+    subsets
+        ``(m, s)`` task ids.
+    lam
+        Ridge weight (summed-loss scale), a scalar or one per subset (:func:`subset_lam`).
+    refine
+        Refinement steps after the Newton step (0: statistics only, no pass over the data).
+    grads, logits, labels, node_mask, chunk
+        The data ``stats`` came from; needed only when ``refine > 0``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(m, d)`` float64, row ``k`` the fit of subset ``k``.
+
+    Notes
+    -----
+    Cost ``O(m (s d^2 + d^3))`` for the Newton step (subset matrices summed and factorised a
+    block at a time, so memory is bounded by one block of ``(d, d)`` matrices plus ``stats``),
+    plus ``O(m s n d)`` per refinement step. Each refinement step decreases every subset's
+    objective or leaves it unchanged. With offsets the Newton step uses the Hessian at the base
+    model, which does not bound the loss; a subset whose step raised its objective restarts its
+    refinement from ``z = 0``.
+    """
+    subs_np = _check_subsets(subsets, stats.num_tasks)
+    if refine < 0:
+        raise ValueError(f"refine must be >= 0 (got {refine}).")
+    m, d = subs_np.shape[0], stats.dim
+    lam_t = _lam_vector(lam, m)
+    data: list | None = None
+    if refine > 0:
+        if grads is None or logits is None or labels is None:
+            raise ValueError("refine > 0 needs the data the statistics came from: pass grads, "
+                             "logits and labels (and node_mask).")
+        if tuple(grads.shape[1:]) != (stats.num_tasks, d):
+            raise ValueError(f"grads {tuple(grads.shape)} do not match the statistics "
+                             f"({stats.num_tasks} tasks, d = {d}).")
+        nodes = _node_index(node_mask, int(grads.shape[0]))
+        data = list(_chunks(grads, logits, labels, nodes, chunk, stats.offset))
+    subs = torch.from_numpy(subs_np)
+    z = torch.zeros(m, d, dtype=torch.float64)
+    eye = torch.eye(d, dtype=torch.float64)
+    step = max(1, _SUM_ELEMS // (d * d))
+    for lo in range(0, m, step):
+        si, la = subs[lo:lo + step], lam_t[lo:lo + step]
+        ridge = 2.0 * la[:, None, None] * eye
+        h = _summed(stats.hess, si) + ridge
+        c = _summed(stats.grad, si)
+        zb = -_solve_spd(h, c)
+        if data is not None:
+            if stats.bound is not None:
+                f0 = _summed(stats.loss[:, None], si).squeeze(1)
+                h = _summed(stats.bound, si) + ridge
+            chol = torch.linalg.cholesky(h)
+            for it in range(refine):
+                f, gz = _refine_terms(data, zb, si)
+                if it == 0 and stats.bound is not None:
+                    worse = f + la * (zb * zb).sum(1) > f0
+                    if worse.any():  # Newton step with a non-bounding Hessian overshot
+                        zb[worse] = 0.0
+                        f, gz = _refine_terms(data, zb, si)
+                gz += 2.0 * la[:, None] * zb
+                zb = zb - torch.cholesky_solve(gz[..., None], chol).squeeze(-1)
+        z[lo:lo + step] = zb
+    return z
