@@ -60,7 +60,7 @@ def prepare(case: str, work: Path, dims: list[int]) -> None:
     import torch
 
     from graphtag.pipeline.run import gradtag_from_config, load_base_model
-    from graphtag.training import train_run
+    from graphtag.training.run import train_run
 
     cfg = _config(case, work)
     data = _data(case, cfg)

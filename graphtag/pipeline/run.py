@@ -8,7 +8,9 @@ Run folder layout::
     base/                  base model trained on all tasks (the MTL baseline)
     gradients/{train,val}  projected gradient stores (fit and score nodes)
     affinity/              subsets.npy, coef.npy, scores.npy, affinity.npy, coverage.json
-    grouping/              groups.json (gradtag, spectral, random)
+    grouping/<method>/     groups.json (gradtag, spectral, random, dmtg, tag, oracle);
+                           oracle/ also affinity.npy, subsets.npy, scores.npy,
+                           base_scores.npy and blocks/ (resumable trained-subset scores)
     train/<method>/        one model (or head) per group, metrics.json
     report.json, report.md, affinity.png, groups.csv
 
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from graphtag.affinity.oracle import TrueAffinity
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, init_from_env, is_main, main_first, on_main
 from graphtag.gradients.store import GradientStore
@@ -59,10 +62,24 @@ def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:
     return GradTAG(
         config.num_groups, num_subsets=config.num_subsets, subset_size=config.subset_size,
         proj_dim=config.proj_dim, proj_nnz=config.proj_nnz, lam=config.lam,
-        fit_method=config.fit_method, fit_refine=config.fit_refine, offset=config.offset, metric=config.metric, scoring=config.scoring,
+        fit_method=config.fit_method, fit_refine=config.fit_refine, offset=config.offset,
+        metric=config.metric, scoring=config.scoring,
         fanouts=config.grad_fanouts, max_fit_nodes=config.max_fit_nodes,
         max_score_nodes=config.max_score_nodes, params=config.grad_params,
         solver=config.solver, seed=config.seed,
+        progress=progress,
+    )
+
+
+def oracle_from_config(config: RunConfig, progress: bool = True) -> TrueAffinity:
+    """The :class:`~graphtag.affinity.TrueAffinity` oracle a run config describes: its own
+    budget, the base model's learning rate and minibatches, Grad-TAG's score nodes."""
+    return TrueAffinity(
+        mode=config.oracle_mode, num_subsets=config.oracle_subsets,
+        subset_size=config.oracle_subset_size, epochs=config.oracle_epochs, lr=config.lr,
+        batch_size=config.batch_size, num_neighbors=config.num_neighbors,
+        full_batch=config.full_batch, max_score_nodes=config.max_score_nodes,
+        metric=config.metric, solver=config.solver, device=config.device, seed=config.seed,
         progress=progress,
     )
 
@@ -170,9 +187,8 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     with main_first():  # rank 0 builds the processed-data cache, the others read it
-        data = load_dataset(config.dataset, config.root, config.num_tasks,
-                            features=config.features, num_features=config.num_features,
-                            split=config.split, seed=config.seed, log=progress)
+        data = load_dataset(config.dataset, config.root, config.num_tasks, log=progress,
+                            **config.data_kwargs())
     T = int(data.y.size(1))
     k = min(config.num_groups, T)
     if k < config.num_groups:
@@ -233,9 +249,16 @@ def run_pipeline(
     gt.affinity_ = A  # also when the affinity stage was skipped and grouping is redone
 
     # 4. groupings. Each method is a sub-stage with its own fingerprint, so adding a method
-    #    computes only that one; DMTG and TAG train networks of their own on the data.
+    #    computes only that one; DMTG, TAG and the oracle train networks of their own.
     def gstage(folder: Path, name: str) -> Stage:
-        # DMTG and TAG do not read the affinity: only the base settings invalidate them
+        # DMTG, TAG and the oracle do not read the affinity: only the base settings and
+        # their own budget invalidate them
+        if name == "oracle":
+            budget = {"mode": config.oracle_mode, "subsets": config.oracle_subsets,
+                      "subset_size": config.oracle_subset_size, "epochs": config.oracle_epochs,
+                      "max_score_nodes": config.max_score_nodes, "metric": config.metric}
+            return Stage(folder, name, {"k": k, "solver": config.solver, **budget},
+                         base.fingerprint)
         if name in ("dmtg", "tag"):
             budget = {"epochs": config.peer_epochs}
             if name == "tag":
@@ -245,7 +268,28 @@ def run_pipeline(
         return Stage(folder, name, {"k": k, "solver": config.solver}, aff.fingerprint)
 
     def grouping(folder: Path) -> dict[str, Any]:
+        if "oracle" in config.methods:  # a model per subset: shared out over the ranks
+            oracle(gstage(folder, "oracle"))
         return on_main(lambda: grouping_main(folder))  # cheap next to the rest: rank 0 only
+
+    def oracle(sub: Stage) -> None:
+        if on_main(lambda: sub.done):
+            return
+        on_main(sub.begin)
+        say("[grouping] oracle")
+        est = oracle_from_config(config, progress).fit(model, data, sub.folder / "blocks")
+        barrier()
+
+        def write() -> None:
+            for name in ("subsets", "scores", "base_scores", "affinity"):
+                v = getattr(est, f"{name}_")
+                np.save(sub.folder / f"{name}.npy", v.numpy() if torch.is_tensor(v) else v)
+            _write_json(sub.folder / "groups.json", est.group(k))
+            m, size = est.subsets_.shape
+            sub.finish({"mode": config.oracle_mode, "num_subsets": int(m),
+                        "subset_size": int(size), "epochs": est.epochs_,
+                        "coverage": est.coverage_, "timings": est.timings_})
+        on_main(write)
 
     def grouping_main(folder: Path) -> dict[str, Any]:
         secs = {}
@@ -260,10 +304,13 @@ def run_pipeline(
                                                                progress))
                 sub.finish()
             secs[name] = sub.seconds()
+        if "oracle" in config.methods:  # grouped by grouping() before this
+            secs["oracle"] = gstage(folder, "oracle").seconds()
         return {"seconds": secs}
     grp = stage("grouping", aff.fingerprint, grouping, clear=False)
     groups = on_main(lambda: {m: json.loads((grp.folder / m / "groups.json").read_text())
-                              for m in ("gradtag", "spectral", "random", "dmtg", "tag")
+                              for m in ("gradtag", "spectral", "random", "dmtg", "tag",
+                                        "oracle")
                               if gstage(grp.folder, m).done})
     groups["stl"] = singleton_groups(T)
     groups.update({m: [list(range(T))] for m in COMBINER_METHODS})
