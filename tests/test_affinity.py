@@ -309,3 +309,14 @@ def test_subset_plan_covers_pairs_and_respects_fixed_values():
         assert cov["pair_mean"] * cov["pair_fraction"] >= PAIR_DRAWS * 0.95
     with pytest.raises(ValueError, match="num_tasks"):
         subset_plan(0)
+
+
+def test_affinity_refuses_all_nan_scores_and_warns_on_some():
+    # all-NaN used to give an all-zero affinity, which grouping turned into a contiguous split
+    subs = np.array([[0, 1], [1, 2], [0, 2]])
+    with pytest.raises(ValueError, match="all 6 subset scores are NaN or infinite"):
+        affinity_matrix(subs, np.full((3, 2), np.nan), 3)
+    sc = np.array([[1.0, np.nan], [0.5, 0.2], [np.inf, 0.3]])
+    with pytest.warns(UserWarning, match=r"2 of 6 subset scores are NaN or inf.*\(tasks 0, 1\)"):
+        A = affinity_matrix(subs, sc, 3)
+    assert np.isfinite(A).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,17 @@ def affinity_matrix(
     -------
     np.ndarray
         ``(T, T)`` float64 with zero diagonal.
+
+    Raises
+    ------
+    ValueError
+        When no score is finite: the matrix would be all fill, and grouping it would return
+        an arbitrary (contiguous) split dressed up as a result.
+
+    Warns
+    -----
+    UserWarning
+        When some scores are NaN/inf (left out), naming the tasks they belong to.
     """
     subs = np.asarray(subsets, dtype=np.int64)
     sc = np.asarray(scores.cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64)
@@ -123,6 +135,21 @@ def affinity_matrix(
         raise ValueError(f"scores {sc.shape} must match subsets {subs.shape} (m, s).")
     if subs.min() < 0 or subs.max() >= num_tasks:
         raise ValueError(f"subset entries must lie in [0, {num_tasks}).")
+    finite = np.isfinite(sc)
+    if not finite.any():
+        raise ValueError(
+            f"all {sc.size} subset scores are NaN or infinite, so there is no task affinity to "
+            "group by; check that the scoring nodes have known labels for the tasks and that "
+            "the subset fits converged (finite logits)."
+        )
+    if not finite.all():
+        bad = np.unique(subs[~finite])
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if bad.size > 10 else "")
+        warnings.warn(
+            f"{int((~finite).sum())} of {sc.size} subset scores are NaN or infinite (tasks "
+            f"{shown}) and are left out of the affinity.",
+            stacklevel=2,
+        )
     m = subs.shape[0]
     inc = np.zeros((m, num_tasks))  # task in subset
     np.put_along_axis(inc, subs, 1.0, axis=1)

@@ -13,11 +13,13 @@ only to name the first bad line. Writing formats integers with numpy digit arith
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ __all__ = [
     "format_int_rows",
     "read_communities",
     "read_edge_list",
+    "reading_guard",
     "sorted_unique",
     "write_communities",
     "write_edge_list",
@@ -45,6 +48,22 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+@contextlib.contextmanager
+def reading_guard(path: str | os.PathLike) -> Iterator[None]:
+    """Turn undecodable text and truncated or corrupt gzip into a :class:`DataFormatError`."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            f"{path}: not UTF-8 text (bad byte at offset {err.start}); is it a binary file or "
+            "another encoding? Save it as UTF-8 text."
+        ) from err
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataFormatError(
+            f"{path}: truncated or corrupt compressed file ({err}); download or export it again."
+        ) from err
 
 
 def _open_write(path: Path, gz: bool, compresslevel: int = 6) -> io.BufferedIOBase:
@@ -157,6 +176,10 @@ def _first_bad_edge_line(path: Path) -> tuple[int, str, str]:
                     return lineno, s, f"{p!r} is not an integer node id"
                 if v < 0:
                     return lineno, s, f"node id {v} is negative"
+                if v > _INT64_MAX:
+                    return lineno, s, (f"node id {v} does not fit in 64 bits (ids must be "
+                                       "< 2^63); renumber the nodes 0..n-1, or load the file "
+                                       "as a generic edge list, where ids are names")
     return 0, "", "unknown parse failure"
 
 
@@ -200,7 +223,7 @@ def read_edge_list(
     n_loops = 0
     negative = False
     try:
-        with _open_text(path) as f:
+        with reading_guard(path), _open_text(path) as f:
             reader = pd.read_csv(
                 f,
                 sep=r"\s+",
@@ -230,7 +253,9 @@ def read_edge_list(
                 second.append(v.astype(dt))
     except pd.errors.EmptyDataError:
         pass
-    except (ValueError, pd.errors.ParserError) as err:
+    except (ValueError, OverflowError, pd.errors.ParserError) as err:
+        if isinstance(err, DataFormatError):
+            raise
         lineno, line, why = _first_bad_edge_line(path)
         raise DataFormatError(
             f"{path}, line {lineno}: {why}: {line!r}. Each non-comment line must be two "
@@ -358,7 +383,7 @@ def read_communities(path: str | os.PathLike) -> list[np.ndarray]:
     path = Path(path)
     out: list[np.ndarray] = []
     empty: list[int] = []
-    with _open_text(path) as f:
+    with reading_guard(path), _open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             s = line.strip()
             if not s or s.startswith("#"):
@@ -369,7 +394,8 @@ def read_communities(path: str | os.PathLike) -> list[np.ndarray]:
             if ids is None:
                 bad = next((t for t in s.split() if not t.lstrip("-").isdigit()), None)
                 what = (f"{bad!r} is not an integer node id" if bad is not None
-                        else "a node id is out of the int64 range")
+                        else "a node id is out of the int64 range (ids must be < 2^63; "
+                        "renumber the nodes)")
                 raise DataFormatError(
                     f"{path}, line {lineno}: {what}. A community file holds one community a "
                     "line as whitespace-separated integer node ids."

@@ -21,7 +21,7 @@ from graphtag.datasets.download import download_url
 from graphtag.datasets.io import DataFormatError
 from graphtag.datasets.tasks import make_multitask_data
 
-__all__ = ["MAT_GRAPHS", "MultiLabelMat", "read_mat_graph"]
+__all__ = ["MAT_GRAPHS", "MultiLabelMat", "mat_graph_arrays", "read_mat_graph"]
 
 # name -> (file name, URL, sha256 of the file)
 MAT_GRAPHS: dict[str, tuple[str, str, str]] = {
@@ -48,8 +48,22 @@ def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     try:
         mat = scipy.io.loadmat(path)
-    except (ValueError, OSError) as err:
-        raise DataFormatError(f"{path}: not a readable MATLAB v5 .mat file ({err}).") from err
+    except Exception as err:  # ValueError, OSError, MatReadError, zlib.error on bad bytes
+        raise DataFormatError(
+            f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err}); it may be "
+            "truncated, or saved as v7.3 (HDF5): re-save with scipy.io.savemat or MATLAB -v7."
+        ) from err
+    return mat_graph_arrays(mat, path)
+
+
+def mat_graph_arrays(mat: dict, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, y)`` from a loaded ``.mat`` dict, as :func:`read_mat_graph` returns them.
+
+    Raises
+    ------
+    DataFormatError
+        A missing variable, or a non-square ``network`` / row count unlike ``group``'s.
+    """
     for key in ("network", "group"):
         if key not in mat:
             found = sorted(k for k in mat if not k.startswith("__"))
@@ -60,7 +74,7 @@ def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     adj = sp.coo_matrix(mat["network"])
     group = mat["group"]
     group = group.toarray() if sp.issparse(group) else np.asarray(group)
-    if adj.shape[0] != adj.shape[1] or adj.shape[0] != group.shape[0]:
+    if group.ndim != 2 or adj.shape[0] != adj.shape[1] or adj.shape[0] != group.shape[0]:
         raise DataFormatError(
             f"{path}: network is {adj.shape} and group is {group.shape}; network must be "
             "square with as many rows as group."
@@ -72,7 +86,7 @@ def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         warnings.warn(
             f"{path}: removed {n_loops} self-loop(s); {asym} asymmetric entr(ies) made "
             "undirected.",
-            stacklevel=2,
+            stacklevel=3,
         )
     keep = sym.row < sym.col  # a symmetric matrix lists each undirected edge twice
     edges = np.stack([sym.row[keep], sym.col[keep]]).astype(np.int64)
@@ -158,7 +172,9 @@ class MultiLabelMat(InMemoryDataset):
                     f"{self.name}: num_tasks={self.num_tasks_requested} but the file has "
                     f"{y.shape[1]} labels; use 1..{y.shape[1]}."
                 )
-            label_index = np.argsort(-y.sum(0), kind="stable")[: self.num_tasks_requested]
+            # int64 counts: y is uint8, and a negated unsigned count wraps (0 would rank first)
+            counts = y.sum(0, dtype=np.int64)
+            label_index = np.argsort(-counts, kind="stable")[: self.num_tasks_requested]
             y = y[:, label_index]
         data = make_multitask_data(
             edges,

@@ -235,6 +235,8 @@ def make_multitask_data(
     seed: int = 0,
     label_mask: np.ndarray | None = None,
     source: str = "dataset",
+    x: np.ndarray | torch.Tensor | None = None,
+    masks: Sequence[np.ndarray | torch.Tensor] | None = None,
     **extra: object,
 ) -> Data:
     """Assemble a PyG :class:`~torch_geometric.data.Data` for multitask node labeling.
@@ -244,12 +246,23 @@ def make_multitask_data(
     ``test_mask`` and, when given, ``label_mask`` (``n x T`` bool, ``False`` = label unknown).
     Tasks with no positive in some split are reported in a warning; metrics skip such
     (task, split) pairs (see :func:`graphtag.training.evaluate`).
+
+    ``x`` (``n x F``) replaces the computed features and ``masks`` (train, val, test bool
+    node masks) the random split, for datasets that come with their own.
     """
     num_nodes = int(y.shape[0])
     ei = torch.as_tensor(edge_index, dtype=torch.long)
     ei = to_undirected(ei, num_nodes=num_nodes)
-    x = node_features(ei, num_nodes, kind=features, dim=num_features, seed=seed)
-    train, val, test = random_node_split(num_nodes, split, seed)
+    if x is None:
+        x = node_features(ei, num_nodes, kind=features, dim=num_features, seed=seed)
+    else:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.shape[0] != num_nodes:
+            raise ValueError(f"x has {x.shape[0]} rows for {num_nodes} nodes.")
+    if masks is None:
+        train, val, test = random_node_split(num_nodes, split, seed)
+    else:
+        train, val, test = (torch.as_tensor(m, dtype=torch.bool) for m in masks)
     data = Data(x=x, edge_index=ei, y=torch.as_tensor(y, dtype=torch.float32), num_nodes=num_nodes)
     data.train_mask, data.val_mask, data.test_mask = train, val, test
     if label_mask is not None:

@@ -53,11 +53,31 @@ class TrainConfig:
     combiner: str = "equal"
     seed: int = 0
     device: str = "cpu"
+    # your own data (see graphtag.datasets.files): the labels file of an edge list, and
+    # what to do with labelled ids missing from the graph and with single-class tasks
+    labels: str | None = None
+    labels_format: str = "auto"
+    unknown_nodes: str = "error"
+    constant_tasks: str = "error"
+
+    def __post_init__(self) -> None:
+        from graphtag.training.checks import raise_problems, train_problems
+
+        raise_problems(train_problems(self), "training config")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["split"], d["num_neighbors"] = list(self.split), list(self.num_neighbors)
+        for k, v in _DATA_DEFAULTS.items():  # at their defaults they are left out, so the
+            if d[k] == v:                     # configs of earlier runs compare equal
+                del d[k]
         return d
+
+    def data_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`graphtag.load_dataset` this config sets."""
+        return dict(features=self.features, num_features=self.num_features, split=self.split,
+                    seed=self.seed, labels=self.labels, labels_format=self.labels_format,
+                    unknown_nodes=self.unknown_nodes, constant_tasks=self.constant_tasks)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainConfig:
@@ -71,6 +91,10 @@ class TrainConfig:
         if "num_neighbors" in d:
             d["num_neighbors"] = tuple(d["num_neighbors"])
         return cls(**d)
+
+
+_DATA_DEFAULTS = {"labels": None, "labels_format": "auto", "unknown_nodes": "error",
+                  "constant_tasks": "error"}
 
 
 def build_trainer(
@@ -165,9 +189,7 @@ def train_run(
     if data is None:
         with main_first():  # rank 0 builds the processed-data cache, the others read it
             data = load_dataset(config.dataset, config.root, config.num_tasks,
-                                features=config.features, num_features=config.num_features,
-                                split=config.split, seed=config.seed,
-                                log=progress and is_main())
+                                log=progress and is_main(), **config.data_kwargs())
     t_data = time.perf_counter() - t0
     trainer = build_trainer(config, data.num_features, data.y.size(1),
                             checkpoint_dir=out / "checkpoints", progress=progress)
@@ -199,6 +221,12 @@ def train_run(
         "seconds_train": t_train,
         "test_per_task_f1": test["per_task_f1"],
     }
+    if data.get("ogb_name") is not None:  # the benchmark's own metric, next to macro-F1
+        from graphtag.datasets.benchmarks import ogb_rocauc
+
+        rows = data.test_mask.nonzero().flatten()
+        metrics["test_ogb_rocauc"] = ogb_rocauc(
+            data.ogb_name, data.y[rows].numpy(), trainer.predict_logits(data, rows).numpy())
     trainer.save_history(out / "history.json")
     torch.save(model.state_dict(), out / "model.pt")
     _write_json(out / "metrics.json", metrics)
