@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["fit_subsets", "linearized_logits"]
+__all__ = ["fit_subsets", "linearized_logits", "task_rows"]
 
 ArrayLike = Any  # numpy array / memmap or torch tensor
 
@@ -92,6 +92,16 @@ def _chunks(
             w = (lab >= 0).to(torch.float64)
             y = lab.clamp(min=0)
         yield g, b, y, w
+
+
+def task_rows(subsets: np.ndarray, num_tasks: int) -> list[tuple[Tensor, Tensor]]:
+    """For each task ``t``, the rows ``k`` and columns ``j`` with ``subsets[k, j] == t``."""
+    flat = np.asarray(subsets, dtype=np.int64).ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=num_tasks))])
+    s = subsets.shape[1]
+    return [(torch.from_numpy(order[a:c] // s), torch.from_numpy(order[a:c] % s))
+            for a, c in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _blocks(m: int, per_subset: int) -> Iterator[slice]:
@@ -363,14 +373,16 @@ def linearized_logits(
     idx = _node_index(nodes, n_all)
     n_used = n_all if idx is None else idx.size
     m, s = subs.shape
-    s_idx = torch.from_numpy(subs)
+    rows = task_rows(subs, num_tasks)
     out = torch.empty(m, n_used, s, dtype=torch.float64)
     lo = 0
+    # task-major: one (n, d) x (d, c) product per task over the c subsets that hold it,
+    # instead of gathering every subset's (s, n, d) block
     for g, b, _, _ in _chunks(grads, logits, None, idx, chunk, offset):
         n = g.shape[1]
-        for blk in _blocks(m, s * n * d):
-            si = s_idx[blk]
-            u = b[si] + torch.einsum("ksnd,kd->ksn", g[si].double(), z[blk])  # (mb, s, n)
-            out[blk, lo:lo + n] = u.transpose(1, 2)
+        for t, (ks, js) in enumerate(rows):
+            if ks.numel():
+                u = b[t][:, None] + g[t].double() @ z[ks].T  # (n, c)
+                out[ks, lo:lo + n, js] = u.T
         lo += n
     return out
