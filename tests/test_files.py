@@ -419,3 +419,23 @@ def test_no_warning_noise_for_pyg_both_directions(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_graph(tmp_path / "g.pt").edges.tolist() == [[0], [1]]
+
+
+def test_ogb_name_uses_the_folder_under_root_without_download(tmp_path):
+    pytest.importorskip("ogb")
+    _ogb_fixture(tmp_path)
+    d = load_dataset("ogbn-proteins", root=tmp_path, features="degree", log=False)
+    assert d.ogb_name == "ogbn-proteins" and d.y.shape == (8, 112)
+
+
+def test_config_data_options_round_trip_and_leave_old_configs_unchanged():
+    from graphtag.training.run import TrainConfig
+
+    plain = TrainConfig().to_json()
+    assert "labels" not in plain and "unknown_nodes" not in plain  # earlier run folders match
+    cfg = TrainConfig(dataset="./e.csv", labels="l.csv", unknown_nodes="add")
+    back = TrainConfig.from_json(cfg.to_json())
+    assert back == cfg and back.data_kwargs()["labels"] == "l.csv"
+    with pytest.raises(ValueError, match=r"epochs must be an integer >= 1 .*; unknown_nodes "
+                                         r"must be one of \['error', 'drop', 'add'\]"):
+        TrainConfig(unknown_nodes="keep", epochs=0)

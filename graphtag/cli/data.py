@@ -8,11 +8,31 @@ import os
 import shutil
 import sys
 import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_file_args", "data_fields", "dataset_info", "preload", "report_error",
-           "resolve_data", "run_label"]
+__all__ = ["FolderGuard", "LazyChoices", "add_file_args", "data_fields", "dataset_info",
+           "preload", "report_error", "resolve_data", "run_label"]
+
+
+class LazyChoices:
+    """argparse ``choices`` read from ``module.name`` on first use (membership or listing),
+    so building the parser imports nothing heavy."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def _values(self) -> Sequence[str]:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
 
 
 def add_file_args(p: argparse.ArgumentParser) -> None:

@@ -35,7 +35,6 @@ Every problem found is a :class:`~graphtag.datasets.DataFormatError` naming the 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
@@ -69,6 +68,7 @@ __all__ = [
     "detect_format",
     "is_data_path",
     "load_file",
+    "mat_graph_arrays",
     "read_graph",
     "select_tasks",
     "source_fingerprint",
@@ -272,15 +272,20 @@ def _as_ids(tokens: np.ndarray) -> np.ndarray:
     """int64 ids when every token is an integer that fits, else stripped str objects.
 
     Ids beyond int64 (e.g. 64-bit hashes) are kept as strings rather than refused: to a
-    graph, an id is only a name.
+    graph, an id is only a name. (Python-level string methods cost ~1 s per million ids, so
+    stripping runs only when a sample shows padding, and integers parse in one numpy call.)
     """
-    import pandas as pd
-
-    s = pd.Series(tokens, dtype=object).astype(str).str.strip()
-    if s.str.fullmatch(r"[+-]?\d+").all():
-        with contextlib.suppress(ValueError, OverflowError):
-            return s.astype(np.int64).to_numpy()
-    return s.to_numpy(dtype=object)
+    arr = np.asarray(tokens, dtype=object)
+    if arr.size == 0:
+        return arr
+    if any(str(t) != str(t).strip() for t in arr[:1000]):
+        arr = np.asarray([str(t).strip() for t in arr], dtype=object)
+    if _is_int(str(arr[0])):
+        try:
+            return arr.astype(np.int64)
+        except (ValueError, OverflowError, TypeError):
+            pass
+    return arr
 
 
 def _line_of_row(path: Path, row: int, header: bool) -> int:
@@ -293,7 +298,7 @@ def _line_of_row(path: Path, row: int, header: bool) -> int:
 
 
 def _first_short_line(path: Path, sep: str, need: int, header: bool) -> tuple[int, str, int]:
-    """First data line with a field count other than ``need`` (0: none found)."""
+    """First data line with fewer than ``need`` fields (line 0: none found)."""
     for k, (lineno, s) in enumerate(_data_lines(path)):
         if header and k == 0:
             continue
@@ -304,6 +309,7 @@ def _first_short_line(path: Path, sep: str, need: int, header: bool) -> tuple[in
 
 
 def _first_bad_count(path: Path, sep: str, need: int, header: bool) -> tuple[int, str, int]:
+    """First data line with other than ``need`` fields (line 0: none found)."""
     for k, (lineno, s) in enumerate(_data_lines(path)):
         if header and k == 0:
             continue
@@ -731,14 +737,51 @@ def _read_snap(path: Path, labels: Path | None, num_tasks: int | None,
                        task_index=t.community_index)
 
 
+def mat_graph_arrays(mat: dict[str, Any], path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, y)`` from a loaded ``.mat`` dict, as :func:`read_mat_graph` returns them.
+
+    Raises
+    ------
+    DataFormatError
+        A missing variable, or a non-square ``network`` / row count unlike ``group``'s.
+    """
+    for key in ("network", "group"):
+        if key not in mat:
+            found = sorted(k for k in mat if not k.startswith("__"))
+            raise DataFormatError(
+                f"{path}: variable {key!r} missing (found {found}); expected 'network' "
+                "(adjacency) and 'group' (node x label)."
+            )
+    import scipy.sparse as sp
+
+    adj = sp.coo_matrix(mat["network"])
+    group = mat["group"]
+    group = group.toarray() if sp.issparse(group) else np.asarray(group)
+    if group.ndim != 2 or adj.shape[0] != adj.shape[1] or adj.shape[0] != group.shape[0]:
+        raise DataFormatError(
+            f"{path}: network is {adj.shape} and group is {group.shape}; network must be "
+            "square with as many rows as group."
+        )
+    n_loops = int((adj.row == adj.col).sum())
+    sym = (adj + adj.T).tocoo()
+    asym = (abs(adj - adj.T) > 0).nnz
+    if n_loops or asym:
+        warnings.warn(
+            f"{path}: removed {n_loops} self-loop(s); {asym} asymmetric entr(ies) made "
+            "undirected.",
+            stacklevel=3,
+        )
+    keep = sym.row < sym.col  # a symmetric matrix lists each undirected edge twice
+    edges = np.stack([sym.row[keep], sym.col[keep]]).astype(np.int64)
+    return edges, (group != 0).astype(np.uint8)
+
+
 _MAT_FEATURES = ("features", "attributes", "feature", "X")
 
 
 def _read_mat(path: Path) -> GraphArrays:
     import scipy.io
     import scipy.sparse as sp
-
-    from graphtag.datasets.mat import mat_graph_arrays
 
     try:
         mat = scipy.io.loadmat(path)

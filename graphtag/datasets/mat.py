@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import scipy.io
-import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
 from graphtag.datasets.download import download_url
+from graphtag.datasets.files import mat_graph_arrays
 from graphtag.datasets.io import DataFormatError
 from graphtag.datasets.tasks import make_multitask_data
 
@@ -54,43 +53,6 @@ def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             "truncated, or saved as v7.3 (HDF5): re-save with scipy.io.savemat or MATLAB -v7."
         ) from err
     return mat_graph_arrays(mat, path)
-
-
-def mat_graph_arrays(mat: dict, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(edges, y)`` from a loaded ``.mat`` dict, as :func:`read_mat_graph` returns them.
-
-    Raises
-    ------
-    DataFormatError
-        A missing variable, or a non-square ``network`` / row count unlike ``group``'s.
-    """
-    for key in ("network", "group"):
-        if key not in mat:
-            found = sorted(k for k in mat if not k.startswith("__"))
-            raise DataFormatError(
-                f"{path}: variable {key!r} missing (found {found}); expected 'network' "
-                "(adjacency) and 'group' (node x label)."
-            )
-    adj = sp.coo_matrix(mat["network"])
-    group = mat["group"]
-    group = group.toarray() if sp.issparse(group) else np.asarray(group)
-    if group.ndim != 2 or adj.shape[0] != adj.shape[1] or adj.shape[0] != group.shape[0]:
-        raise DataFormatError(
-            f"{path}: network is {adj.shape} and group is {group.shape}; network must be "
-            "square with as many rows as group."
-        )
-    n_loops = int((adj.row == adj.col).sum())
-    sym = (adj + adj.T).tocoo()
-    asym = (abs(adj - adj.T) > 0).nnz
-    if n_loops or asym:
-        warnings.warn(
-            f"{path}: removed {n_loops} self-loop(s); {asym} asymmetric entr(ies) made "
-            "undirected.",
-            stacklevel=3,
-        )
-    keep = sym.row < sym.col  # a symmetric matrix lists each undirected edge twice
-    edges = np.stack([sym.row[keep], sym.col[keep]]).astype(np.int64)
-    return edges, (group != 0).astype(np.uint8)
 
 
 class MultiLabelMat(InMemoryDataset):
