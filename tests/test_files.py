@@ -403,10 +403,10 @@ def test_truncated_and_unreadable_files(tmp_path):
 
 
 def test_validation_happens_before_features(tmp_path, monkeypatch):
-    import graphtag.datasets.tasks as tasks
+    import graphtag.datasets.features as features
 
     called = []
-    monkeypatch.setattr(tasks, "node_features", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(features, "node_features", lambda *a, **k: called.append(1))
     lab = _write(tmp_path / "l.csv", "node,t\na,1\na,0\n")
     with pytest.raises(DataFormatError):
         load_file(_edges_csv(tmp_path), lab, log=False)

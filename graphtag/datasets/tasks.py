@@ -11,14 +11,15 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch_geometric.data import Data
-from torch_geometric.utils import to_undirected
 
-from graphtag.datasets.features import node_features
 from graphtag.datasets.io import sorted_unique
+
+if TYPE_CHECKING:  # torch is imported by the functions that build tensors, so that
+    import torch  # build_community_tasks (used by `graphtag datasets info`) stays light
+    from torch_geometric.data import Data
 
 __all__ = ["CommunityTasks", "build_community_tasks", "make_multitask_data", "random_node_split"]
 
@@ -209,6 +210,8 @@ def random_node_split(
 
     Fractions must be non-negative and sum to at most 1 (the remainder is unused).
     """
+    import torch
+
     fr = np.asarray(split, dtype=float)
     if fr.shape != (3,) or (fr < 0).any() or fr.sum() > 1 + 1e-9:
         raise ValueError(
@@ -250,6 +253,12 @@ def make_multitask_data(
     ``x`` (``n x F``) replaces the computed features and ``masks`` (train, val, test bool
     node masks) the random split, for datasets that come with their own.
     """
+    import torch
+    from torch_geometric.data import Data
+    from torch_geometric.utils import to_undirected
+
+    from graphtag.datasets.features import node_features
+
     num_nodes = int(y.shape[0])
     ei = torch.as_tensor(edge_index, dtype=torch.long)
     ei = to_undirected(ei, num_nodes=num_nodes)
@@ -282,6 +291,8 @@ def positives_per_task(y: torch.Tensor, mask: torch.Tensor, label_mask: torch.Te
     Equals ``(y[mask] * label_mask[mask]).sum(0)`` without materialising the masked rows
     (2.5 GB for the training split of a 2.1M-node, 500-task float32 label matrix).
     """
+    import torch
+
     pos = torch.zeros(y.size(1), dtype=torch.float64)
     for lo in range(0, y.size(0), chunk):
         m = mask[lo : lo + chunk]
@@ -295,6 +306,8 @@ def positives_per_task(y: torch.Tensor, mask: torch.Tensor, label_mask: torch.Te
 
 
 def _warn_empty_tasks(data: Data, source: str) -> None:
+    import torch
+
     lm = data.get("label_mask")
     for name in ("train_mask", "val_mask", "test_mask"):
         m = data[name]
