@@ -75,8 +75,7 @@ def test_refinement_descends_and_converges_to_the_exact_fit(offset):
     st = task_statistics(g, b, y, offset=offset)
     prev = None
     for refine in (0, 1, 3, 10):
-        z = fit_subsets_stats(st, SUBS, lam=lam, refine=refine, grads=g, logits=b, labels=y,
-                              chunk=23)
+        z = fit_subsets_stats(st, SUBS, lam=lam, refine=refine, grads=g, logits=b, labels=y)
         f = np.array([_objective(g, b, y, row, z[k].numpy(), lam[k], offset)
                       for k, row in enumerate(SUBS)])
         if prev is not None and not (offset and refine == 1):

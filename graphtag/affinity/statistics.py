@@ -194,7 +194,6 @@ def fit_subsets_stats(
     logits: ArrayLike | None = None,
     labels: ArrayLike | None = None,
     node_mask: ArrayLike | None = None,
-    chunk: int = 512,
 ) -> Tensor:
     """Fit every subset's linearised model from per-task statistics.
 
@@ -213,8 +212,9 @@ def fit_subsets_stats(
         Ridge weight (summed-loss scale), a scalar or one per subset (:func:`subset_lam`).
     refine
         Refinement steps after the Newton step (0: statistics only, no pass over the data).
-    grads, logits, labels, node_mask, chunk
-        The data ``stats`` came from; needed only when ``refine > 0``.
+    grads, logits, labels, node_mask
+        The data ``stats`` came from; needed only when ``refine > 0`` (then its selected rows
+        are read into memory once: ``n T d`` floats).
 
     Returns
     -------
@@ -244,7 +244,9 @@ def fit_subsets_stats(
             raise ValueError(f"grads {tuple(grads.shape)} do not match the statistics "
                              f"({stats.num_tasks} tasks, d = {d}).")
         nodes = _node_index(node_mask, int(grads.shape[0]))
-        data = list(_chunks(grads, logits, labels, nodes, chunk, stats.offset))
+        # the selected rows are held in memory for the passes anyway, so in one chunk: fewer,
+        # larger products per task
+        data = list(_chunks(grads, logits, labels, nodes, 1 << 62, stats.offset))
     subs = torch.from_numpy(subs_np)
     z = torch.zeros(m, d, dtype=torch.float64)
     T = stats.num_tasks

@@ -297,7 +297,9 @@ class GradTAG:
                 self._check_fit_dir(ck, fit_store)
             barrier()
         m = self.subsets_.shape[0]
-        block = block or self.fit_block
+        # statistics fits are cheap per subset, and larger blocks make their passes over the
+        # data fewer and their per-task products larger
+        block = block or (self.fit_block * (8 if self.fit_method == "stats" else 1))
         bounds = [(lo, min(lo + block, m)) for lo in range(0, m, block)]
         rank, world = get_rank(), get_world_size()
 
