@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FolderGuard", "LazyChoices", "add_file_args", "data_fields", "dataset_info",
-           "preload", "report_error", "resolve_data", "run_label"]
+           "one_line_warnings", "preload", "report_error", "resolve_data", "run_label"]
 
 
 class LazyChoices:
@@ -130,6 +130,18 @@ def report_error(command: str, err: BaseException, debug: bool) -> int:
     hint = "" if known or debug else f" ({type(err).__name__}; --debug shows the traceback)"
     print(f"graphtag {command}: error: {msg}{hint}", file=sys.stderr)
     return 2
+
+
+def one_line_warnings() -> None:
+    """Print warnings as ``graphtag: warning: ...`` (no source location: it names graphtag's
+    code, not the user's input, which the message itself names)."""
+    import warnings
+
+    def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+            line: str | None = None) -> str:
+        return f"graphtag: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = fmt
 
 
 def _fmt_int(v: int) -> str:
