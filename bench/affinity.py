@@ -86,7 +86,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,22 +93,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from _data import REPO, SHARED, load
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 from torch_geometric.data import Data
-from torch_geometric.loader import NeighborLoader
 from torch_sparse import SparseTensor
 
 from graphtag.affinity import linearized_logits, task_scores
 from graphtag.affinity.mapback import mapback_logits
+from graphtag.affinity.oracle import ModelInputs, exact_logits, model_inputs, train_on_tasks
 from graphtag.gradients.store import GradientStore
 from graphtag.models.sign import sign_propagate
 from graphtag.pipeline import GradTAG
 from graphtag.projection import SparseProjector
-from graphtag.training.losses import masked_bce_per_task
 from graphtag.training.run import TrainConfig, build_trainer
 
 DEFAULTS = {  # per dataset: base epochs, fine-tuning epochs, subsets m
@@ -182,80 +179,31 @@ def measure(count: bool = True) -> Iterator[Cost]:
 # ------------------------------------------------------------------------------ models
 
 
-def subset_logits(model: nn.Module, h: Tensor, tasks: Tensor) -> Tensor:
-    """Logits of ``tasks`` only, from embeddings ``h`` (the other head rows are not used)."""
-    lin = model.head.lin
-    return F.linear(h, lin.weight[tasks], lin.bias[tasks])
+# The subset training itself lives in the library (graphtag.affinity.oracle, which the
+# ``oracle`` grouping method uses too); these wrappers only read the bench's arguments.
+_INPUTS: dict[tuple[int, bool], ModelInputs] = {}
 
 
-@torch.no_grad()
-def exact_logits(model: nn.Module, data: Data, nodes: Tensor, tasks: Tensor | None = None
-                 ) -> Tensor:
-    """Eval-mode logits ``(n, |tasks|)`` at ``nodes`` with exact full-graph inference."""
-    model.eval()
-    if getattr(model, "uses_graph", True):
-        h = model.encoder.inference(data.x, data.adj_t)[nodes]
-    else:
-        h = model.embed(data.xs[nodes])
-    lin = model.head.lin
-    return h @ lin.weight.T + lin.bias if tasks is None else subset_logits(model, h, tasks)
-
-
-def train_batches(model: nn.Module, data: Data, gen: torch.Generator, args: argparse.Namespace
-                  ) -> Iterator[tuple[Tensor, int, Tensor, Tensor | None]]:
-    """One epoch of training minibatches, as :class:`~graphtag.training.Trainer` makes them:
-    ``(embeddings, number of seed nodes, their labels, their label mask)``.
-
-    For GraphSAGE the embeddings cover every node of the sampled subgraph, seed nodes first.
-    """
-    lm = data.get("label_mask")
-    if not getattr(model, "uses_graph", True):  # SIGN: node minibatches of the hops
-        idx = data.train_mask.nonzero().flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=gen)]
-        for s in range(0, idx.numel(), args.batch_size):
-            b = idx[s:s + args.batch_size]
-            h = F.dropout(model.embed(data.xs[b]), p=model.dropout, training=model.training)
-            yield h, b.numel(), data.y[b], None if lm is None else lm[b]
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pyg-lib.*")
-        loader = NeighborLoader(data, num_neighbors=list(args.num_neighbors),
-                                batch_size=args.batch_size, input_nodes=data.train_mask,
-                                shuffle=True, generator=gen)
-    for batch in loader:
-        bs = batch.batch_size
-        blm = batch.get("label_mask")
-        yield (model.embed(batch.x, batch.edge_index), bs, batch.y[:bs],
-               None if blm is None else blm[:bs])
+def _inputs(model: nn.Module, data: Data) -> ModelInputs:
+    """The model inputs of ``data`` (``data.adj_t`` / ``data.xs``), built once per graph so
+    the neighbour sampler is not rebuilt for every fine-tuned subset."""
+    key = (id(data), bool(getattr(model, "uses_graph", True)))
+    if key not in _INPUTS:
+        _INPUTS[key] = model_inputs(model, data)
+    return _INPUTS[key]
 
 
 def train_steps(model: nn.Module, data: Data, tasks: Tensor | None, args: argparse.Namespace,
                 *, lr: float, epochs: int, seed: int, max_steps: int | None = None) -> int:
-    """Adam on the mean masked BCE of ``tasks``, in place; returns the steps taken.
+    """Adam on the mean masked BCE of ``tasks``, in place; returns the steps taken
+    (:func:`graphtag.affinity.oracle.train_on_tasks` with the bench's minibatches).
 
     ``tasks=None`` is a step of base training (every task's logit on every subgraph node,
     as the Trainer computes it); otherwise only the subset's head rows, on the seed nodes.
     """
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout
-    steps = 0
-    for _ in range(epochs):
-        for h, bs, y, lm in train_batches(model, data, gen, args):
-            if tasks is None:
-                out, yy, mm = model.head(h)[:bs], y, lm
-            else:
-                out, yy = subset_logits(model, h[:bs], tasks), y[:, tasks]
-                mm = None if lm is None else lm[:, tasks]
-            loss = masked_bce_per_task(out, yy, mm).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                return steps
-    return steps
+    return train_on_tasks(model, data, tasks, epochs=epochs, lr=lr, batch_size=args.batch_size,
+                          num_neighbors=args.num_neighbors, seed=seed, max_steps=max_steps,
+                          inputs=_inputs(model, data))
 
 
 def finetune(base: nn.Module, data: Data, tasks: Tensor, args: argparse.Namespace, seed: int

@@ -1,5 +1,7 @@
-"""Grad-TAG task affinity: sampled task subsets, batched linearised fits, affinity matrix."""
+"""Grad-TAG task affinity: sampled task subsets, batched linearised fits, affinity matrix; and
+the true affinity it estimates (:class:`TrueAffinity`: a model trained per task subset)."""
 
+from graphtag.affinity.oracle import ORACLE_MODES, OracleAffinity, TrueAffinity
 from graphtag.affinity.regression import fit_subsets, linearized_logits
 from graphtag.affinity.scores import affinity_matrix, task_scores
 from graphtag.affinity.statistics import (
@@ -12,8 +14,11 @@ from graphtag.affinity.subsets import PAIR_DRAWS, sample_subsets, subset_coverag
 
 __all__ = [
     "FIT_METHODS",
+    "ORACLE_MODES",
     "PAIR_DRAWS",
+    "OracleAffinity",
     "TaskStatistics",
+    "TrueAffinity",
     "affinity_matrix",
     "fit_subsets",
     "fit_subsets_stats",
