@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score
 
 from graphtag.affinity.mapback import mapback_logits
@@ -65,6 +66,25 @@ def test_gradtag_within_group_affinity_exceeds_across(planted):
     with pytest.raises(ValueError, match="give k"):
         gt.group()
     assert len(gt.group(3)) == 3
+
+
+def test_gradtag_statistics_fits_match_the_exact_fits(planted, tmp_path):
+    syn, data, model = planted
+    exact = GradTAG(3, num_subsets=300, subset_size=4, fit_method="exact", progress=False)
+    fs, ss = exact.collect(model, data, tmp_path / "grads")
+    exact.estimate(fs, ss)
+    fast = GradTAG(3, num_subsets=300, subset_size=4, progress=False).estimate(fs, ss)
+    assert fast.fit_method == "stats" and fast.timings_["fit_statistics"] > 0
+    iu = np.triu_indices(12, 1)
+    rho = spearmanr(exact.affinity_[iu], fast.affinity_[iu]).statistic
+    assert rho > 0.95, rho
+    # the coefficients are close, not equal: one Newton step plus one refinement
+    rel = (fast.coef_ - exact.coef_).norm() / exact.coef_.norm()
+    assert 0 < rel < 0.2, rel
+    assert exact.group() == fast.group()
+    assert adjusted_rand_score(syn.task_group, _labels(fast.groups_, 12)) >= 0.8
+    with pytest.raises(ValueError, match="fit_method"):
+        GradTAG(fit_method="lbfgs", progress=False).estimate(fs, ss)
 
 
 def test_gradtag_bad_arguments(planted):
@@ -264,9 +284,10 @@ def test_run_pipeline_peer_budgets_redo_only_their_method(tmp_path):
 def test_run_pipeline_resumes_interrupted_stage(tmp_path, monkeypatch):
     import graphtag.pipeline.gradtag as gtmod
 
-    monkeypatch.setattr(gtmod.GradTAG, "fit_block", 25)  # 60 subsets: blocks of 25, 25, 10
+    # 60 subsets in blocks of 24, 24, 12 (fit_method="stats" fits 8 * fit_block at a time)
+    monkeypatch.setattr(gtmod.GradTAG, "fit_block", 3)
     ref, _ = _run(_cfg(num_subsets=60), tmp_path / "ref", tmp_path / "data")
-    real = gtmod.fit_subsets
+    real = gtmod.fit_subsets_stats
     calls = {"n": 0}
 
     def flaky(*args, **kw):
@@ -275,7 +296,7 @@ def test_run_pipeline_resumes_interrupted_stage(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user stops the run inside the affinity stage
         return real(*args, **kw)
 
-    monkeypatch.setattr(gtmod, "fit_subsets", flaky)
+    monkeypatch.setattr(gtmod, "fit_subsets_stats", flaky)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _run(_cfg(num_subsets=60), out, tmp_path / "data")
