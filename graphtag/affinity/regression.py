@@ -9,6 +9,7 @@ solved here for all ``m`` subsets at once as one batched Newton problem.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -101,7 +102,7 @@ def task_rows(subsets: np.ndarray, num_tasks: int) -> list[tuple[Tensor, Tensor]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=num_tasks))])
     s = subsets.shape[1]
     return [(torch.from_numpy(order[a:c] // s), torch.from_numpy(order[a:c] % s))
-            for a, c in zip(bounds[:-1], bounds[1:], strict=True)]
+            for a, c in itertools.pairwise(bounds)]
 
 
 def _blocks(m: int, per_subset: int) -> Iterator[slice]:

@@ -160,8 +160,8 @@ def _summed(mats: Tensor, subs: Tensor) -> Tensor:
     return (inc @ mats.reshape(mats.shape[0], -1)).reshape(subs.shape[0], *mats.shape[1:])
 
 
-def _refine_terms(data: list, z: Tensor, rows: list[tuple[Tensor, Tensor]]
-                  ) -> tuple[Tensor, Tensor]:
+def _refine_terms(data: list, z: Tensor, rows: list[tuple[Tensor, Tensor]],
+                  with_loss: bool = True) -> tuple[Tensor, Tensor]:
     """Summed log-loss and its gradient for every subset at ``z`` (one pass, no Hessian).
 
     Task-major: each task's ``(n, d)`` gradients meet the ``c`` subsets that hold it in two
@@ -178,7 +178,8 @@ def _refine_terms(data: list, z: Tensor, rows: list[tuple[Tensor, Tensor]]
             gt = g[t]
             u = b[t][:, None] + (gt @ zz[ks].T).double()  # (n, c)
             yt, wt = y[t][:, None], w[t][:, None]
-            f.index_add_(0, ks, (wt * (_softplus(u) - yt * u)).sum(0))
+            if with_loss:
+                f.index_add_(0, ks, (wt * (_softplus(u) - yt * u)).sum(0))
             r = (wt * (torch.sigmoid(u) - yt)).to(g.dtype)
             grad.index_add_(0, ks, (r.T @ gt).double())
     return f, grad
@@ -257,20 +258,27 @@ def fit_subsets_stats(
         ridge = 2.0 * la[:, None, None] * eye
         h = _summed(stats.hess, si) + ridge
         c = _summed(stats.grad, si)
-        zb = -_solve_spd(h, c)
+        chol, info = torch.linalg.cholesky_ex(h)
+        if (info > 0).any():  # lam = 0 and rank-deficient gradients: jittered solve
+            zb, chol = -_solve_spd(h, c), None
+        else:
+            zb = -torch.cholesky_solve(c[..., None], chol).squeeze(-1)
         if data is not None:
             rows = task_rows(subs_np[lo:lo + step], T)
-            if stats.bound is not None:
+            if stats.bound is not None:  # the Newton matrix does not bound: factor the bound
                 f0 = _summed(stats.loss[:, None], si)[:, 0]
-                h = _summed(stats.bound, si) + ridge
-            chol = torch.linalg.cholesky(h)
+                chol = torch.linalg.cholesky(_summed(stats.bound, si) + ridge)
+            elif chol is None:
+                chol = torch.linalg.cholesky(h + 1e-8 * h.diagonal(dim1=1, dim2=2).abs()
+                                             .mean(1).clamp(min=1e-300)[:, None, None] * eye)
             for it in range(refine):
-                f, gz = _refine_terms(data, zb, rows)
-                if it == 0 and stats.bound is not None:
+                check = it == 0 and stats.bound is not None
+                f, gz = _refine_terms(data, zb, rows, with_loss=check)
+                if check:
                     worse = f + la * (zb * zb).sum(1) > f0
                     if worse.any():  # Newton step with a non-bounding Hessian overshot
                         zb[worse] = 0.0
-                        f, gz = _refine_terms(data, zb, rows)
+                        f, gz = _refine_terms(data, zb, rows, with_loss=False)
                 gz += 2.0 * la[:, None] * zb
                 zb = zb - torch.cholesky_solve(gz[..., None], chol).squeeze(-1)
         z[lo:lo + step] = zb
