@@ -62,3 +62,88 @@ def test_train_with_a_combiner(tmp_path):
     assert cfg["combiner"] == "pcgrad"
     m = json.loads((tmp_path / "pc" / "metrics.json").read_text())
     assert m["test_macro_f1"] > m["constant_test_macro_f1"]
+
+
+# ------------------------------------------------------------------ your own data
+def _planted_mat(path, n=240, labels=6, seed=0):
+    """A small multi-label .mat graph: two planted label groups over two communities."""
+    import numpy as np
+    import scipy.io
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    block = np.arange(n) % 2
+    p = np.where(block[:, None] == block[None, :], 0.08, 0.01)
+    a = np.triu(rng.random((n, n)) < p, 1)
+    group = np.zeros((n, labels))
+    for t in range(labels):
+        on = (block == t % 2) & (rng.random(n) < 0.6)
+        group[on, t] = 1
+    scipy.io.savemat(path, {"network": sp.csr_matrix(a + a.T), "group": sp.csr_matrix(group)})
+
+
+def test_run_on_an_unseen_mat_file_end_to_end(tmp_path, monkeypatch, capsys):
+    from graphtag.cli.main import main
+
+    _planted_mat(tmp_path / "unseen graph.mat")
+    monkeypatch.chdir(tmp_path)  # in-process: a subprocess would spend most time importing
+    code = main(["run", "--data", "unseen graph.mat", "--groups", "2", "--features", "degree",
+                 "--epochs", "2", "--hidden", "16", "--model", "sign", "--subsets", "30",
+                 "--methods", "gradtag", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "runs" / "unseen graph-gradtag"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["dataset"]["num_tasks"] == 6 and len(rep["groups"]["gradtag"]) == 2
+    assert (out / "report.md").exists()
+
+
+def test_datasets_info_on_an_edge_list(tmp_path, monkeypatch, capsys):
+    (tmp_path / "e.csv").write_text("src,dst\nx,y\ny,z\nz,w\n")
+    (tmp_path / "l.csv").write_text("node,a,b\nx,1,0\ny,1,1\nz,0,1\nw,0,0\n")
+    from graphtag.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["datasets", "info", "--data", "e.csv", "--labels", "l.csv"]) == 0
+    text = capsys.readouterr().out
+    assert "nodes          4" in text and "edges          3 (undirected)" in text
+    assert "positives/task min 2, median 2, max 2" in text and "label density  0.5000" in text
+
+
+@pytest.mark.parametrize(("files", "args", "msg"), [
+    ({"l.csv": "node,a\nx,1\nq,0\n"}, ["--labels", "l.csv"],
+     "l.csv, line 3: node 'q' is not in the graph"),
+    ({"l.csv": "node,a\nx,1\ny,1\nz,1\n"}, ["--labels", "l.csv"],
+     "whose every labelled node is positive"),
+    ({}, [], "carries no labels"),
+    ({}, ["--labels", "missing.csv"], "missing.csv: no such labels file"),
+])
+def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, monkeypatch, capsys, files,
+                                                       args, msg):
+    from graphtag.cli.main import main
+
+    (tmp_path / "e.csv").write_text("x,y\ny,z\n")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--data", "e.csv", *args, "--out", "run", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err
+    assert err.count("\n") == 1 and err.startswith("graphtag train: error: ")
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    from graphtag.cli.main import main
+
+    code = main(["datasets", "info", "--data", str(tmp_path / "nope.mat"), "--debug"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" in err and "nope.mat" in err.splitlines()[-1]
+
+
+def test_run_config_lists_every_bad_setting(tmp_path, capsys):
+    from graphtag.cli.main import main
+
+    code = main(["run", "--lam", "-1", "--dropout", "1.5", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "lam must be a number >= 0" in err and "dropout must be in [0, 1)" in err
+    assert not (tmp_path / "r").exists()

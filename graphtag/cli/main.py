@@ -9,6 +9,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from graphtag.cli.data import (
+    FolderGuard,
+    LazyChoices,
+    add_file_args,
+    data_fields,
+    dataset_info,
+    one_line_warnings,
+    preload,
+    report_error,
+    resolve_data,
+    run_label,
+)
+
 __all__ = ["build_parser", "main"]
 
 
@@ -23,17 +36,20 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    choices=("spectral", "degree", "random", "spectral+degree"))
     p.add_argument("--num-features", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    add_file_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from graphtag import __version__
-    from graphtag.models import MODELS
+
+    MODELS = LazyChoices("graphtag.models", "MODELS")  # importing models means torch + PyG
 
     ap = argparse.ArgumentParser(
         prog="graphtag",
         description="Multitask learning on graphs with many node-labeling tasks.",
     )
     ap.add_argument("--version", action="version", version=f"graphtag {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = ap.add_subparsers(dest="command", required=True)
 
     ds = sub.add_parser("datasets", help="list, download or inspect datasets")
@@ -86,10 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--solver", default="auto", choices=("auto", "cvxpy", "bm"))
     g.add_argument("--methods", default="gradtag,spectral,random",
                    help="groupings and peers to train and compare, comma-separated from "
-                        "gradtag,spectral,random,stl,dmtg,tag,pcgrad,fairgrad,mtgd,gradproj "
+                        "gradtag,spectral,random,stl,dmtg,tag,oracle,pcgrad,fairgrad,mtgd,"
+                        "gradproj "
                         "(MTL is always reported)")
     g.add_argument("--group-mode", default="models", choices=("models", "heads"),
                    help="one model per group, or a shared encoder with one head per group")
+    o = rn.add_argument_group("oracle (--methods ...,oracle: a model trained per task subset)")
+    o.add_argument("--oracle-mode", default="finetune", choices=("finetune", "scratch"),
+                   help="fine-tune the base model on each subset, or train from scratch")
+    o.add_argument("--oracle-subsets", type=int, default=100,
+                   help="task subsets trained (default 100)")
+    o.add_argument("--oracle-subset-size", type=int, default=None,
+                   help="tasks per subset (default: T/20 within 5..25)")
+    o.add_argument("--oracle-epochs", type=int, default=None,
+                   help="epochs per subset (default: 5 fine-tuning, 20 from scratch)")
     p = rn.add_argument_group("peers")
     p.add_argument("--peer-epochs", type=int, default=None,
                    help="epochs of DMTG's and TAG's own training (default: 100 and 20)")
@@ -102,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_args(tr: argparse.ArgumentParser, models: Sequence[str]) -> None:
-    tr.add_argument("--model", default="sage", choices=models)
+    tr.add_argument("--model", default="sage", choices=models, metavar="MODEL",
+                    help="one of %(choices)s (default sage)")  # metavar: choices stay lazy
     tr.add_argument("--hidden", dest="hidden_channels", type=int, default=128)
     tr.add_argument("--layers", dest="num_layers", type=int, default=2,
                     help="GNN layers (hops for sign)")
@@ -125,7 +152,9 @@ def _add_train_args(tr: argparse.ArgumentParser, models: Sequence[str]) -> None:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from graphtag.datasets import MAT_GRAPHS, SNAP_GRAPHS, load_dataset
+    if args.action == "info":
+        return dataset_info(args)
+    from graphtag.datasets import MAT_GRAPHS, SNAP_GRAPHS
 
     if args.action == "list":
         print(f"{'name':<15} {'nodes':>10} {'edges':>12}  {'on disk':<8} description")
@@ -135,35 +164,37 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         for name, (fname, _, _) in MAT_GRAPHS.items():
             here = "yes" if (Path(args.root) / name / "raw" / fname).exists() else "no"
             print(f"{name:<15} {'':>10} {'':>12}  {here:<8} multi-label .mat benchmark ({fname})")
+        from graphtag.datasets.families import FAMILY_DATASETS
+
+        for name, (base, kw) in FAMILY_DATASETS.items():
+            src = SNAP_GRAPHS[base]
+            print(f"{name:<15} {src.nodes:>10,} {src.edges:>12,}  {'(made)':<8} "
+                  f"{kw['num_families']} families x {kw['copies']} noisy copies of {base} "
+                  "communities: known groups that matter")
         print(f"{'synthetic':<15} {'':>10} {'':>12}  {'(made)':<8} planted task groups")
+        from graphtag.datasets.benchmarks import BENCHMARKS, benchmark_on_disk
+
+        for name, (pkg, cls) in BENCHMARKS.items():
+            here = "yes" if benchmark_on_disk(name, args.root) else "no"
+            print(f"{name:<15} {'':>10} {'':>12}  {here:<8} {pkg.upper()} benchmark ({cls})")
+        print("your own files: --data PATH (see README, 'Your own data')")
         return 0
     if args.action == "download":
         from graphtag.datasets import MultiLabelMat, SNAPCommunities
+        from graphtag.datasets.benchmarks import BENCHMARKS, benchmark_folder
 
         if args.name in MAT_GRAPHS:
             ds = MultiLabelMat(args.root, args.name)
         elif args.name in SNAP_GRAPHS:
             ds = SNAPCommunities(args.root, args.name)
+        elif args.name in BENCHMARKS:
+            print(f"{args.name}: files in {benchmark_folder(args.name, args.root)}")
+            return 0
         else:
-            raise SystemExit(f"graphtag: unknown dataset {args.name!r}; see 'graphtag datasets "
-                             "list'.")
+            raise ValueError(f"unknown dataset {args.name!r}; see 'graphtag datasets list'.")
         print(f"{args.name}: raw files in {ds.raw_dir}")
         return 0
-    data = load_dataset(args.dataset, args.root, args.num_tasks, features=args.features,
-                        num_features=args.num_features, seed=args.seed)
-    y = data.y
-    sizes = y.sum(0)
-    print(f"dataset        {args.dataset}")
-    print(f"nodes          {data.num_nodes:,}")
-    print(f"edges          {data.edge_index.size(1) // 2:,} (undirected)")
-    print(f"tasks          {y.size(1)}")
-    print(f"features       {data.num_features} ({args.features})")
-    print(f"positive rate  {float(y.mean()):.4f}")
-    print(f"task sizes     min {int(sizes.min())}, median {int(sizes.median())}, "
-          f"max {int(sizes.max())}")
-    print(f"split          train {int(data.train_mask.sum())}, val {int(data.val_mask.sum())}, "
-          f"test {int(data.test_mask.sum())}")
-    return 0
+    return dataset_info(args)
 
 
 def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
@@ -174,8 +205,8 @@ def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
         try:
             pos_weight = float(pos_weight)
         except ValueError:
-            raise SystemExit(f"graphtag {cmd}: --pos-weight {pos_weight!r} is not 'auto', "
-                             "'none' or a number.") from None
+            raise ValueError(f"--pos-weight {pos_weight!r} is not 'auto', 'none' or a "
+                             "number.") from None
     fanout = tuple(args.num_neighbors or [15, 10] + [5] * max(args.num_layers - 2, 0))
     return dict(
         dataset=args.dataset, root=args.root, num_tasks=args.num_tasks, features=args.features,
@@ -184,7 +215,7 @@ def _train_fields(args: argparse.Namespace, cmd: str) -> dict[str, object]:
         batch_size=args.batch_size, num_neighbors=fanout[: args.num_layers], lr=args.lr,
         weight_decay=args.weight_decay, patience=args.patience, pos_weight=pos_weight,
         full_batch=args.full_batch, combiner=args.combiner, seed=args.seed,
-        device=args.device,
+        device=args.device, **data_fields(args),
     )
 
 
@@ -193,11 +224,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from graphtag.training.run import TrainConfig, train_run
 
     cfg = TrainConfig(**_train_fields(args, "train"))
-    out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}-seed{args.seed}")
+    out = args.out or os.path.join("runs", f"{run_label(args.dataset)}-{args.model}-seed"
+                                           f"{args.seed}")
     if is_main():
         print(f"graphtag train: {args.dataset}, model {args.model}, run folder {out}"
               + (f", {get_world_size()} processes" if get_world_size() > 1 else ""))
-    m = train_run(cfg, out, progress=not args.no_progress, overwrite=args.overwrite)
+    data = preload(cfg, not args.no_progress)  # bad data fails before the folder exists
+    guard = FolderGuard(out)
+    try:
+        m = train_run(cfg, out, progress=not args.no_progress, overwrite=args.overwrite,
+                      data=data)
+    except Exception:
+        guard.discard_if_empty()
+        raise
     if not is_main():
         return 0
     rows = [
@@ -209,6 +248,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("test micro-F1", f"{m['test_micro_f1']:.4f}"),
         ("test ROC-AUC", f"{m['test_roc_auc']:.4f}"),
         ("constant predictor test macro-F1", f"{m['constant_test_macro_f1']:.4f}"),
+        *([("test ROC-AUC (OGB Evaluator)", f"{m['test_ogb_rocauc']:.4f}")]
+          if m.get("test_ogb_rocauc") is not None else []),
         ("train time", f"{m['seconds_train']:.1f} s"),
     ]
     w = max(len(k) for k, _ in rows)
@@ -230,17 +271,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(
         **_train_fields(args, "run"), num_groups=args.num_groups, num_subsets=args.num_subsets,
         subset_size=args.subset_size, proj_dim=args.proj_dim, lam=args.lam,
-        fit_method=args.fit_method, fit_refine=args.fit_refine, offset=args.offset, metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
+        fit_method=args.fit_method, fit_refine=args.fit_refine, offset=args.offset,
+        metric=args.metric, scoring=args.scoring, max_fit_nodes=args.max_fit_nodes or None,
         max_score_nodes=args.max_score_nodes or None, solver=args.solver, methods=methods,
         group_mode=args.group_mode, peer_epochs=args.peer_epochs,
         tag_lookaheads=args.tag_lookaheads or None, rep_grad=args.rep_grad,
+        oracle_mode=args.oracle_mode, oracle_subsets=args.oracle_subsets,
+        oracle_subset_size=args.oracle_subset_size, oracle_epochs=args.oracle_epochs,
     )
-    out = args.out or os.path.join("runs", f"{args.dataset}-gradtag")
+    out = args.out or os.path.join("runs", f"{run_label(args.dataset)}-gradtag")
     if is_main():
         print(f"graphtag run: {args.dataset}, model {args.model}, {args.num_groups} groups, "
               f"run folder {out}"
               + (f", {get_world_size()} processes" if get_world_size() > 1 else ""))
-    report = run_pipeline(cfg, out, progress=not args.no_progress)
+    preload(cfg, not args.no_progress)  # validates (and caches) the data before any folder
+    guard = FolderGuard(out)
+    try:
+        report = run_pipeline(cfg, out, progress=not args.no_progress)
+    except Exception:
+        guard.discard_if_empty()
+        raise
     if not is_main():
         return 0
     print()
@@ -256,21 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     environment) run distributed over its processes; see ``docs/distributed.md``.
     """
     args = build_parser().parse_args(argv)
-    from graphtag import distributed
-
-    started = args.command in ("train", "run") and not distributed.is_distributed() and \
-        distributed.init_from_env()
+    if not args.debug:
+        one_line_warnings()
+    training = args.command in ("train", "run")
+    if training:  # torch.distributed; `datasets` commands stay free of torch
+        from graphtag import distributed
+    started = training and not distributed.is_distributed() and distributed.init_from_env()
     try:
+        resolve_data(args)
         if args.command == "datasets":
             return _cmd_datasets(args)
         if args.command == "train":
             return _cmd_train(args)
         if args.command == "run":
             return _cmd_run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        if distributed.is_main():
-            print(f"graphtag {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # every error: one line, exit 2 (--debug: the traceback too)
+        main_rank = not training or distributed.is_main()
+        return report_error(args.command, err, args.debug) if main_rank else 2
     finally:
         if started:
             distributed.destroy()

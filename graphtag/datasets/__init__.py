@@ -8,13 +8,16 @@ for partially labelled tasks, ``label_mask``.
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
-from torch_geometric.data import Data
-
+# Eager: the torch-free parts (file parsing and checks), so `graphtag datasets info --data`
+# answers without importing torch or PyG (seconds on a small machine). The rest loads on
+# first use through __getattr__.
 from graphtag.datasets.benchmarks import BENCHMARKS
 from graphtag.datasets.download import ChecksumError, download_url, sha256sum
-from graphtag.datasets.features import FEATURE_KINDS, node_features
+from graphtag.datasets.families import FAMILY_DATASETS, community_families
 from graphtag.datasets.files import GraphArrays, is_data_path, load_file, read_graph
 from graphtag.datasets.io import (
     DataFormatError,
@@ -23,19 +26,51 @@ from graphtag.datasets.io import (
     write_communities,
     write_edge_list,
 )
-from graphtag.datasets.mat import MAT_GRAPHS, MultiLabelMat, read_mat_graph
-from graphtag.datasets.snap import SNAP_GRAPHS, SNAPCommunities, bundled_path
-from graphtag.datasets.synthetic import SyntheticCommunities, synthetic_communities
-from graphtag.datasets.tasks import (
-    CommunityTasks,
-    build_community_tasks,
-    make_multitask_data,
-    random_node_split,
-)
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from graphtag.datasets.features import FEATURE_KINDS, node_features
+    from graphtag.datasets.mat import MAT_GRAPHS, MultiLabelMat, read_mat_graph
+    from graphtag.datasets.snap import SNAP_GRAPHS, SNAPCommunities, bundled_path
+    from graphtag.datasets.synthetic import SyntheticCommunities, synthetic_communities
+    from graphtag.datasets.tasks import (
+        CommunityTasks,
+        build_community_tasks,
+        make_multitask_data,
+        random_node_split,
+    )
+
+_LAZY = {
+    "FEATURE_KINDS": "features", "node_features": "features",
+    "MAT_GRAPHS": "mat", "MultiLabelMat": "mat", "read_mat_graph": "mat",
+    "SNAP_GRAPHS": "snap", "SNAPCommunities": "snap", "bundled_path": "snap",
+    "SyntheticCommunities": "synthetic", "synthetic_communities": "synthetic",
+    "CommunityTasks": "tasks", "build_community_tasks": "tasks",
+    "make_multitask_data": "tasks", "random_node_split": "tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"graphtag.datasets.{_LAZY[name]}"), name)
+    if name == "DATASETS":
+        return _dataset_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _dataset_names() -> tuple[str, ...]:
+    """Every dataset name :func:`load_dataset` accepts (``DATASETS``)."""
+    from graphtag.datasets.mat import MAT_GRAPHS
+    from graphtag.datasets.snap import SNAP_GRAPHS
+
+    return (*SNAP_GRAPHS, *MAT_GRAPHS, *FAMILY_DATASETS, "synthetic")
+
 
 __all__ = [
     "BENCHMARKS",
     "DATASETS",
+    "FAMILY_DATASETS",
     "FEATURE_KINDS",
     "MAT_GRAPHS",
     "SNAP_GRAPHS",
@@ -48,6 +83,7 @@ __all__ = [
     "SyntheticCommunities",
     "build_community_tasks",
     "bundled_path",
+    "community_families",
     "download_url",
     "load_dataset",
     "load_file",
@@ -63,10 +99,6 @@ __all__ = [
     "write_communities",
     "write_edge_list",
 ]
-
-#: Every dataset name :func:`load_dataset` accepts.
-DATASETS: tuple[str, ...] = (*SNAP_GRAPHS, *MAT_GRAPHS, "synthetic")
-
 
 def load_dataset(
     name: str | os.PathLike,
@@ -98,6 +130,11 @@ def load_dataset(
     see :func:`graphtag.datasets.files.load_file`. Files are validated before any feature is
     computed; bad input raises :class:`DataFormatError` naming the file, line and fix.
     """
+    from graphtag.datasets.mat import MAT_GRAPHS, MultiLabelMat
+    from graphtag.datasets.snap import SNAP_GRAPHS, SNAPCommunities
+    from graphtag.datasets.synthetic import synthetic_communities
+
+    DATASETS = _dataset_names()
     common = dict(features=features, num_features=num_features, split=split, seed=seed)
     key = os.fspath(name)
     # a bare name with SNAP files in <root>/<name>/raw keeps its old meaning
@@ -110,6 +147,12 @@ def load_dataset(
         raise ValueError(f"labels={labels!r} is for files; dataset {key!r} has its own labels.")
     if key in MAT_GRAPHS:
         return MultiLabelMat(root, key, num_tasks, log=log, **common)[0]
+    if key in FAMILY_DATASETS:  # a fixed corruption (seed 0); ``seed`` still sets the split
+        base, kw = FAMILY_DATASETS[key]
+        if num_tasks is not None and num_tasks != kw["num_families"] * kw["copies"]:
+            raise ValueError(f"{key} has {kw['num_families'] * kw['copies']} tasks by "
+                             f"construction (got num_tasks={num_tasks}); leave it unset.")
+        return community_families(load_dataset(base, root, log=log, **common), **kw)
     if key == "synthetic":
         syn = synthetic_communities(num_tasks=num_tasks or 20, seed=seed)
         return syn.to_data(**common)

@@ -11,8 +11,9 @@ from graphtag.training.run import TrainConfig
 __all__ = ["COMBINER_METHODS", "GROUPING_METHODS", "METHODS", "STAGE_KEYS", "RunConfig"]
 
 #: Task groupings a run can train and compare: Grad-TAG, two baselines on the same affinity,
-#: single-task learning, and the grouping peers DMTG and TAG.
-GROUPING_METHODS = ("gradtag", "spectral", "random", "stl", "dmtg", "tag")
+#: single-task learning, the grouping peers DMTG and TAG, and the true-affinity oracle (a
+#: model trained per task subset, :class:`~graphtag.affinity.TrueAffinity`).
+GROUPING_METHODS = ("gradtag", "spectral", "random", "stl", "dmtg", "tag", "oracle")
 #: Gradient-combination peers: one model on all tasks, trained with that combiner.
 COMBINER_METHODS = ("pcgrad", "fairgrad", "mtgd", "gradproj")
 #: Everything ``methods`` may list (MTL, the base model itself, is always reported).
@@ -32,6 +33,14 @@ class RunConfig(TrainConfig):
     over its steps (None: one every step, which dominates the run at hundreds of tasks);
     ``rep_grad`` makes the gradient combiners (PCGrad, FairGrad, ...) work on gradients of
     the shared representation instead of the shared parameters.
+
+    The ``oracle`` method's budget (:class:`~graphtag.affinity.TrueAffinity`):
+    ``oracle_mode`` (``"finetune"`` the base model or train from ``"scratch"``),
+    ``oracle_subsets`` task subsets of ``oracle_subset_size`` (None: Grad-TAG's size rule),
+    each trained ``oracle_epochs`` epochs (None: 5 fine-tuning, 20 from scratch) with the
+    base model's learning rate and minibatches, scored on the ``max_score_nodes`` validation
+    nodes with ``metric``. The defaults keep it to a few minutes on the shipped default; an
+    oracle that is to judge an estimate needs more (see ``bench/affinity.py``).
     """
 
     # gradients
@@ -59,6 +68,11 @@ class RunConfig(TrainConfig):
     peer_epochs: int | None = None
     tag_lookaheads: int | None = 100
     rep_grad: bool = False
+    # the oracle (true affinity)
+    oracle_mode: str = "finetune"
+    oracle_subsets: int = 100
+    oracle_subset_size: int | None = None
+    oracle_epochs: int | None = None
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -74,15 +88,28 @@ class RunConfig(TrainConfig):
             raise ValueError(f"fit_refine must be >= 0 (got {self.fit_refine}).")
         if self.num_groups < 1:
             raise ValueError(f"num_groups must be >= 1 (got {self.num_groups}).")
-        for name in ("peer_epochs", "tag_lookaheads"):
+        for name in ("peer_epochs", "tag_lookaheads", "oracle_subset_size", "oracle_epochs"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{name} must be >= 1 or None (got {v}).")
+        from graphtag.affinity.oracle import ORACLE_MODES
+
+        if self.oracle_mode not in ORACLE_MODES:
+            raise ValueError(f"oracle_mode must be one of {ORACLE_MODES} (got "
+                             f"{self.oracle_mode!r}).")
+        if self.oracle_subsets < 1:
+            raise ValueError(f"oracle_subsets must be >= 1 (got {self.oracle_subsets}).")
+        from graphtag.pipeline.validate import validate_run_config
+
+        validate_run_config(self)  # every other setting, before anything trains
 
     def to_json(self) -> dict[str, Any]:
         d = super().to_json()
         d["methods"] = list(self.methods)
         d["grad_fanouts"] = None if self.grad_fanouts is None else list(self.grad_fanouts)
+        for k, v in _ORACLE_DEFAULTS.items():  # at their defaults they are left out, so the
+            if d[k] == v:                       # configs of earlier runs compare equal
+                del d[k]
         return d
 
     @classmethod
@@ -101,9 +128,13 @@ class RunConfig(TrainConfig):
     def stage_values(self, stage: str) -> dict[str, Any]:
         """The settings ``stage`` depends on directly (earlier stages' come via the chain)."""
         d = self.to_json()
-        return {k: d[k] for k in STAGE_KEYS[stage]}
+        # keys left out of to_json at their defaults (the data options) are left out here
+        # too, so fingerprints of earlier runs still match
+        return {k: d[k] for k in STAGE_KEYS[stage] if k in d}
 
 
+_ORACLE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                    if f.name.startswith("oracle_")}
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "device")
 
 #: Stages in order, with the config keys each one reads. ``device`` is in none: a run moved
@@ -114,6 +145,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                   "max_score_nodes"),
     "affinity": ("num_subsets", "subset_size", "lam", "fit_method", "fit_refine", "offset",
                  "metric", "scoring"),
-    "grouping": ("num_groups", "solver", "methods", "peer_epochs", "tag_lookaheads"),
+    "grouping": ("num_groups", "solver", "methods", "peer_epochs", "tag_lookaheads",
+                 "oracle_mode", "oracle_subsets", "oracle_subset_size", "oracle_epochs"),
     "train": ("group_mode", "methods", "rep_grad"),
 }
