@@ -176,28 +176,35 @@ def tables(name: str, per_seed: dict[int, dict[str, Any]]) -> str:
         lines.append(f"| {m} | {per_seed[seeds[0]][m]['hidden']} | "
                      f"{per_seed[seeds[0]][m]['params']:,} | {statistics.mean(v):.4f} ± {sd:.4f} |")
     lines += ["", "| paired over seeds | mean difference | std. error | p (paired t) | "
-              "share of oracle gain |", "|---|---|---|---|---|"]
+              "share of oracle gain | share of planted gain |", "|---|---|---|---|---|---|"]
+
+    def gain(name: str, ref_values: list[float]) -> float | None:
+        if name not in rows:
+            return None
+        return statistics.mean([per_seed[s][name]["test"] for s in seeds]) \
+            - statistics.mean(ref_values)
+
     for suffix in ("", "-narrow"):
         ref = f"random{suffix}"
         if ref not in rows:
             continue
         rv = [per_seed[s][ref]["test"] for s in seeds]
-        og = None
-        if f"oracle{suffix}" in rows:
-            og = statistics.mean([per_seed[s][f"oracle{suffix}"]["test"] for s in seeds]) \
-                - statistics.mean(rv)
+        og, pg = gain(f"oracle{suffix}", rv), gain(f"planted{suffix}", rv)
         for m in rows:
             if not m.endswith(suffix) or m in (ref, "mtl", "mtl-wide") or \
                     (suffix == "" and m.endswith("-narrow")):
                 continue
             mean, se, p = paired([per_seed[s][m]["test"] for s in seeds], rv)
-            share = f"{mean / og:.0%}" if og and m != f"oracle{suffix}" else ""
-            lines.append(f"| {m} - {ref} | {mean:+.4f} | {se:.4f} | {p:.2g} | {share} |")
+            share = [f"{mean / g:.0%}" if g and not m.startswith(ref_name) else ""
+                     for g, ref_name in ((og, "oracle"), (pg, "planted"))]
+            lines.append(f"| {m} - {ref} | {mean:+.4f} | {se:.4f} | {p:.2g} | {share[0]} | "
+                         f"{share[1]} |")
     for a, b in (("random", "mtl-wide"), ("random-narrow", "mtl")):
         if a in rows and b in rows:
             mean, se, p = paired([per_seed[s][a]["test"] for s in seeds],
                                  [per_seed[s][b]["test"] for s in seeds])
-            lines.append(f"| {a} - {b} (same parameters) | {mean:+.4f} | {se:.4f} | {p:.2g} | |")
+            lines.append(f"| {a} - {b} (same parameters) | {mean:+.4f} | {se:.4f} | {p:.2g} | "
+                         "| |")
     ari = per_seed[seeds[0]]["_meta"].get("planted_ari")
     if ari:
         lines += ["", "Adjusted Rand index against the planted groups (seed "

@@ -3,7 +3,7 @@ the true affinity it estimates (:class:`TrueAffinity`: a model trained per task 
 
 from graphtag.affinity.oracle import ORACLE_MODES, OracleAffinity, TrueAffinity
 from graphtag.affinity.regression import fit_subsets, linearized_logits
-from graphtag.affinity.scores import affinity_matrix, task_scores
+from graphtag.affinity.scores import affinity_matrix, affinity_stderr, task_scores
 from graphtag.affinity.statistics import (
     TaskStatistics,
     fit_subsets_stats,
@@ -20,6 +20,7 @@ __all__ = [
     "TaskStatistics",
     "TrueAffinity",
     "affinity_matrix",
+    "affinity_stderr",
     "fit_subsets",
     "fit_subsets_stats",
     "linearized_logits",

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["affinity_matrix", "task_scores"]
+__all__ = ["affinity_matrix", "affinity_stderr", "task_scores"]
 
 _METRICS = ("neg_logloss", "f1")
 
@@ -175,3 +175,43 @@ def affinity_matrix(
     if symmetric:
         aff = (aff + aff.T) / 2
     return aff
+
+
+def affinity_stderr(subsets: Any, scores: Any, num_tasks: int, *, symmetric: bool = True
+                    ) -> np.ndarray:
+    """Standard error of each entry of :func:`affinity_matrix`, from the scores it averages.
+
+    ``A[i, j]`` is a mean of task ``i``'s scores over the ``n_ij`` subsets holding ``i`` and
+    ``j``; its standard error is their sample standard deviation over ``sqrt(n_ij)``. The
+    per-task baseline subtracted by ``normalize`` averages all of ``i``'s subsets, many more
+    than ``n_ij``, and its own error is left out. With ``symmetric``, the error of
+    ``(A[i, j] + A[j, i]) / 2`` treats the two directions as independent.
+
+    Returns
+    -------
+    np.ndarray
+        ``(T, T)`` float64, ``nan`` where fewer than two subsets hold the pair with a finite
+        score (no spread to estimate), 0 on the diagonal.
+    """
+    subs = np.asarray(subsets, dtype=np.int64)
+    sc = np.asarray(scores.cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64)
+    if subs.ndim != 2 or sc.shape != subs.shape:
+        raise ValueError(f"scores {sc.shape} must match subsets {subs.shape} (m, s).")
+    m = subs.shape[0]
+    finite = np.isfinite(sc)
+    x = np.where(finite, sc, 0.0)
+    inc = np.zeros((m, num_tasks))
+    np.put_along_axis(inc, subs, 1.0, axis=1)
+    placed, placed2, valid = (np.zeros((m, num_tasks)) for _ in range(3))
+    np.put_along_axis(placed, subs, x, axis=1)
+    np.put_along_axis(placed2, subs, x * x, axis=1)
+    np.put_along_axis(valid, subs, finite.astype(np.float64), axis=1)
+    n = valid.T @ inc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (placed.T @ inc) / n
+        var = np.maximum((placed2.T @ inc) - n * mean * mean, 0.0) / (n - 1)
+        se = np.where(n >= 2, np.sqrt(var / n), np.nan)
+    if symmetric:
+        se = 0.5 * np.sqrt(se * se + se.T * se.T)
+    np.fill_diagonal(se, 0.0)
+    return se

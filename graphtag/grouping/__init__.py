@@ -37,6 +37,7 @@ from graphtag.grouping.sdp import (
     sdp_groups,
     validate_affinity,
 )
+from graphtag.grouping.significance import group_pvalues
 
 if TYPE_CHECKING:
     from graphtag.grouping.dmtg import DMTGNetwork, DMTGResult, dmtg_groups
@@ -75,6 +76,7 @@ __all__ = [
     "TAGResult",
     "balanced_split",
     "dmtg_groups",
+    "group_pvalues",
     "is_degenerate_affinity",
     "lookahead_affinity",
     "one_group",

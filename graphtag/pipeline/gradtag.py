@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from graphtag.affinity import (
     FIT_METHODS,
     affinity_matrix,
+    affinity_stderr,
     fit_subsets,
     fit_subsets_stats,
     linearized_logits,
@@ -152,6 +153,10 @@ class GradTAG:
         Each task's validation score under the base model.
     affinity_ : ndarray of shape (T, T)
         Normalised, symmetric pairwise affinity, zero diagonal.
+    affinity_se_ : ndarray of shape (T, T)
+        Standard error of each affinity entry from the subset scores it averages
+        (:func:`~graphtag.affinity.affinity_stderr`; ``nan`` for pairs drawn together fewer
+        than twice). An entry is only evidence where it is several of these from 0.
     groups_ : list of list of int
         Task groups (when ``num_groups`` is set).
     timings_ : dict
@@ -352,6 +357,7 @@ class GradTAG:
         self.scores_ = self._score(score_store, model, data)
         self.base_scores_ = self._base_scores(score_store)
         self.affinity_ = affinity_matrix(self.subsets_, self.scores_, T)
+        self.affinity_se_ = affinity_stderr(self.subsets_, self.scores_, T)
         t2 = time.perf_counter()
         self.timings_ = {**getattr(self, "timings_", {}), "fits": t1 - t0,
                          "fit_statistics": t_stats, "scores": t2 - t1}

@@ -132,6 +132,13 @@ def write_report(out: str | os.PathLike, report: dict[str, Any], affinity: np.nd
         size = sub.get("subset_size") or report["config"]["subset_size"]
         md.append(f"Subsets: {m} of size {size}; pairs covered "
                   f"{_fmt(cov.get('pair_fraction'), '.1%')}.")
+    pv = (report.get("group_pvalues") or {}).get("gradtag")
+    if pv:
+        sig = [i for i, p in enumerate(pv) if p == p and p < 0.05]
+        md.append(f"Grad-TAG groups whose within-group affinity beats random task sets of the "
+                  f"same size (permutation p < 0.05): {len(sig)} of {len(pv)} "
+                  f"(groups {', '.join(map(str, sig)) or 'none'}; p-values in `report.json`, "
+                  "entry standard errors in `affinity/affinity_se.npy`).")
     md += ["", "Files: `report.json`, `groups.csv`, `affinity.png` (affinity ordered by "
            "Grad-TAG group)."]
     _write(out / "report.md", "\n".join(md) + "\n")

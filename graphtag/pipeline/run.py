@@ -37,7 +37,7 @@ from graphtag.affinity.oracle import TrueAffinity
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, init_from_env, is_main, main_first, on_main
 from graphtag.gradients.store import GradientStore
-from graphtag.grouping import random_groups, singleton_groups, spectral_groups
+from graphtag.grouping import group_pvalues, random_groups, singleton_groups, spectral_groups
 from graphtag.models import build_model
 from graphtag.pipeline.config import COMBINER_METHODS, GROUPING_METHODS, RunConfig
 from graphtag.pipeline.gradtag import GradTAG
@@ -240,6 +240,7 @@ def run_pipeline(
             np.save(folder / "scores.npy", gt.scores_.numpy())
             np.save(folder / "base_scores.npy", gt.base_scores_)
             np.save(folder / "affinity.npy", gt.affinity_)
+            np.save(folder / "affinity_se.npy", gt.affinity_se_)
             _write_json(folder / "coverage.json", gt.coverage_)
         m, size = gt.subsets_.shape
         return {"coverage": gt.coverage_, "timings": gt.timings_,
@@ -380,6 +381,8 @@ def _report(config: RunConfig, out: Path, data: Data, model: torch.nn.Module, ba
         "methods": methods,
         "groups": {m: g for m, g in groups.items() if m not in (*COMBINER_METHODS, "stl")},
         "planted_group_ari": planted,
+        "group_pvalues": {m: group_pvalues(A, groups[m], seed=config.seed)
+                          for m in ("gradtag", "spectral") if m in groups},
     }
     write_report(out, report, A, groups["gradtag"])
     return report
