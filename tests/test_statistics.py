@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from graphtag.affinity import (
+    centered_statistics,
     fit_subsets,
     fit_subsets_stats,
     subset_lam,
@@ -48,9 +49,7 @@ def test_task_statistics_match_direct_sums(offset):
         np.testing.assert_allclose(st.loss[t].item(),
                                    np.sum(np.logaddexp(0, bt) - yt * bt), rtol=1e-12)
         assert st.n_known[t].item() == keep.sum()
-        if offset:
-            np.testing.assert_allclose(st.bound[t].numpy(), gt.T @ gt / 4, rtol=1e-6)
-    assert (st.bound is None) == (not offset)
+    assert torch.equal(st.center, torch.zeros(4, dtype=torch.float64))
 
 
 def test_statistics_step_is_the_first_newton_step():
@@ -126,3 +125,27 @@ def test_statistics_fits_bad_args():
         fit_subsets_stats(st, np.array([[0, 9]]), lam=0.1)
     with pytest.raises(ValueError, match="must have shape"):
         task_statistics(g, b[:, :2], y)
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_centered_statistics_start_closer_to_the_exact_fit(offset):
+    g, b, y = _problem(seed=4)
+    y[y > 0] = (np.random.default_rng(0).random(y[y > 0].shape) < 0.3).astype(np.int8)
+    lam_mean = 0.01
+    lam = subset_lam(lam_mean, (y >= 0).sum(0), SUBS)
+    exact = fit_subsets(g, b, y, SUBS, lam=lam, offset=offset)
+    at_zero = fit_subsets_stats(task_statistics(g, b, y, offset=offset), SUBS, lam=lam)
+    st = centered_statistics(g, b, y, lam=lam_mean, offset=offset, steps=4)
+    centered = fit_subsets_stats(st, SUBS, lam=lam)
+    # the center is the ridge fit of all tasks together
+    everything = fit_subsets(g, b, y, np.arange(5)[None], lam=lam_mean * (y >= 0).sum(),
+                             offset=offset)[0]
+    torch.testing.assert_close(st.center, everything, atol=1e-6, rtol=1e-5)
+    err0 = (at_zero - exact).norm() / exact.norm()
+    err1 = (centered - exact).norm() / exact.norm()
+    if not offset:  # from logit 0, the sparse labels' shared shift is most of every fit
+        assert err1 < 0.5 * err0, (err0, err1)
+    refined = fit_subsets_stats(st, SUBS, lam=lam, refine=200, grads=g, logits=b, labels=y)
+    torch.testing.assert_close(refined, exact, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="steps"):
+        centered_statistics(g, b, y, lam=0.1, steps=-1)

@@ -6,6 +6,7 @@ from graphtag.affinity.regression import fit_subsets, linearized_logits
 from graphtag.affinity.scores import affinity_matrix, affinity_stderr, task_scores
 from graphtag.affinity.statistics import (
     TaskStatistics,
+    centered_statistics,
     fit_subsets_stats,
     subset_lam,
     task_statistics,
@@ -21,6 +22,7 @@ __all__ = [
     "TrueAffinity",
     "affinity_matrix",
     "affinity_stderr",
+    "centered_statistics",
     "fit_subsets",
     "fit_subsets_stats",
     "linearized_logits",

@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fit-method", default="stats", choices=("stats", "exact"),
                    help="subset fits from per-task sufficient statistics (default, fast) or "
                         "by exact batched Newton (the reference)")
-    g.add_argument("--fit-refine", type=int, default=1,
-                   help="refinement steps after the statistics fit's Newton step (default 1)")
+    g.add_argument("--fit-refine", type=int, default=2,
+                   help="refinement steps after the statistics fit's Newton step (default 2)")
     g.add_argument("--offset", action=argparse.BooleanOptionalAction, default=False,
                    help="use the base model's logits as offsets in the subset fits")
     g.add_argument("--metric", default="neg_logloss", choices=("neg_logloss", "f1"))

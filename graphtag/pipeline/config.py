@@ -55,7 +55,7 @@ class RunConfig(TrainConfig):
     subset_size: int | None = None
     lam: float = 0.1
     fit_method: str = "stats"
-    fit_refine: int = 1
+    fit_refine: int = 2
     offset: bool = False
     metric: str = "neg_logloss"
     scoring: str = "linearized"

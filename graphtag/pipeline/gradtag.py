@@ -33,6 +33,7 @@ from graphtag.affinity import (
     FIT_METHODS,
     affinity_matrix,
     affinity_stderr,
+    centered_statistics,
     fit_subsets,
     fit_subsets_stats,
     linearized_logits,
@@ -41,7 +42,6 @@ from graphtag.affinity import (
     subset_lam,
     subset_plan,
     task_scores,
-    task_statistics,
 )
 from graphtag.affinity.mapback import mapback_logits
 from graphtag.distributed import (
@@ -92,8 +92,8 @@ class GradTAG:
         over the subset's labelled pairs plus ``lam * ||z||^2`` (each subset by its own count
         of labelled pairs, so a label mask weighs every subset alike).
     fit_method
-        ``"stats"`` (default): each subset's fit from per-task sufficient statistics, one
-        Newton step from the base point plus ``fit_refine`` majorise-minimise steps
+        ``"stats"`` (default): each subset's fit from per-task sufficient statistics taken at
+        the all-task fit, one Newton step from there plus ``fit_refine`` refinement steps
         (:func:`~graphtag.affinity.fit_subsets_stats`); ``"exact"``: batched Newton to
         convergence (:func:`~graphtag.affinity.fit_subsets`), the reference. On the shipped
         default the statistics path is the faster by a factor and gives the same groups
@@ -179,7 +179,7 @@ class GradTAG:
         proj_nnz: int = 4,
         lam: float = 0.1,
         fit_method: str = "stats",
-        fit_refine: int = 1,
+        fit_refine: int = 2,
         offset: bool = False,
         metric: str = "neg_logloss",
         scoring: str = "linearized",
@@ -328,8 +328,8 @@ class GradTAG:
             elif self.fit_method == "stats":
                 if stats is None:  # once, and only when some block is left to fit
                     ts = time.perf_counter()
-                    stats = task_statistics(fit_store.grads, fit_store.logits, labels,
-                                            offset=self.offset)
+                    stats = centered_statistics(fit_store.grads, fit_store.logits, labels,
+                                                lam=self.lam, offset=self.offset)
                     t_stats = time.perf_counter() - ts
                 z = fit_subsets_stats(stats, self.subsets_[lo:hi], lam=lam_sum[lo:hi],
                                       refine=self.fit_refine, grads=fit_store.grads,
