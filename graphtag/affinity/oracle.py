@@ -279,8 +279,8 @@ def train_on_tasks(model: nn.Module, data: Data, tasks: Tensor | None, *, epochs
 
 
 def _sample_nodes(mask: Tensor, max_nodes: int | None, seed: int) -> Tensor:
-    # the same draw as GradTAG's (seed * 7 + 2 for the score nodes), so that at equal seeds
-    # and caps the oracle and the estimate score on the same validation nodes
+    # shared with GradTAG (seed * 7 + 2 for the score nodes there, too), so that at equal
+    # seeds and caps the oracle and the estimate score on the same validation nodes
     idx = mask.nonzero().flatten()
     if max_nodes is not None and idx.numel() > max_nodes:
         gen = torch.Generator().manual_seed(seed)

@@ -44,6 +44,7 @@ from graphtag.affinity import (
     task_scores,
 )
 from graphtag.affinity.mapback import mapback_logits
+from graphtag.affinity.oracle import _sample_nodes
 from graphtag.distributed import (
     all_gather_object,
     barrier,
@@ -60,14 +61,6 @@ from graphtag.grouping import sdp_groups
 __all__ = ["SCORINGS", "GradTAG"]
 
 SCORINGS = ("linearized", "mapback")
-
-
-def _sample_nodes(mask: Tensor, max_nodes: int | None, seed: int) -> Tensor:
-    idx = mask.nonzero().flatten()
-    if max_nodes is not None and idx.numel() > max_nodes:
-        gen = torch.Generator().manual_seed(seed)
-        idx = idx[torch.randperm(idx.numel(), generator=gen)[:max_nodes]].sort().values
-    return idx
 
 
 class GradTAG:
