@@ -87,6 +87,13 @@ def width_for(target: int, count: Any, lo: int = 1, hi: int = 1 << 14) -> int:
     return lo
 
 
+def _digest(groups: list[list[int]], hidden: int) -> str:
+    """Cache key of a trained grouping: regrouping (e.g. after an estimator change) retrains."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([groups, hidden]).encode()).hexdigest()[:12]
+
+
 def _cached(path: Path, compute: Any) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
@@ -137,15 +144,16 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, say: Any) -> dict[s
             out[m] = {"test": report["methods"][m]["test_macro_f1"], "hidden": args.hidden,
                       "params": group_params(cfg, F, g, args.hidden)}
         else:
-            out[m] = _cached(folder / "bench" / f"{m}.json", lambda g=g: train(g, args.hidden))
+            out[m] = _cached(folder / "bench" / f"{m}-{_digest(g, args.hidden)}.json",
+                             lambda g=g: train(g, args.hidden))
         # narrowed: the k group models together as large as the one MTL model
         h = width_for(out["mtl"]["params"], lambda w, g=g: group_params(cfg, F, g, w))
-        out[f"{m}-narrow"] = _cached(folder / "bench" / f"{m}-narrow.json",
+        out[f"{m}-narrow"] = _cached(folder / "bench" / f"{m}-narrow-{_digest(g, h)}.json",
                                      lambda g=g, h=h: train(g, h))
     wide_target = out["random"]["params"] if "random" in out else None
     if wide_target:
         h = width_for(wide_target, lambda w: num_params(cfg, F, T, w))
-        out["mtl-wide"] = _cached(folder / "bench" / "mtl-wide.json",
+        out["mtl-wide"] = _cached(folder / "bench" / f"mtl-wide-{_digest([], h)}.json",
                                   lambda: train([list(range(T))], h))
     out["_meta"] = {"num_tasks": T, "num_groups": report["num_groups"],
                     "planted_ari": report.get("planted_group_ari"),
