@@ -113,7 +113,7 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, say: Any) -> dict[s
         dataset=name, root=str(args.root), num_tasks=num_tasks, model="sign",
         hidden_channels=args.hidden, num_layers=2, dropout=args.dropout, epochs=args.epochs,
         batch_size=batch, lr=args.lr, patience=args.patience, seed=seed, num_groups=k,
-        group_mode="models", methods=pipe, proj_dim=args.proj_dim,
+        group_mode="models", methods=pipe, proj_dim=args.proj_dim, lam=args.lam,
     )
     if "oracle" in pipe:
         cfg = dataclasses.replace(cfg, **{f"oracle_{key}": v for key, v in args.oracle.items()})
@@ -231,6 +231,7 @@ def main() -> int:
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--proj-dim", type=int, default=64)
+    ap.add_argument("--lam", type=float, default=0.1, help="Grad-TAG's ridge weight")
     ap.add_argument("--oracle", type=json.loads, default={},
                     help='oracle budget overrides as JSON, e.g. \'{"subsets": 400}\'')
     ap.add_argument("--out", default=str(REPO / "runs" / "bench-groups"))
