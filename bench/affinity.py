@@ -102,12 +102,12 @@ from torch_sparse import SparseTensor
 
 from graphtag.affinity import linearized_logits, task_scores
 from graphtag.affinity.mapback import mapback_logits
-from graphtag.affinity.oracle import ModelInputs, exact_logits, model_inputs, train_on_tasks
 from graphtag.gradients.store import GradientStore
 from graphtag.models.sign import sign_propagate
 from graphtag.pipeline import GradTAG
 from graphtag.projection import SparseProjector
 from graphtag.training.run import TrainConfig, build_trainer
+from graphtag.training.subsets import ModelInputs, exact_logits, model_inputs, train_on_tasks
 
 DEFAULTS = {  # per dataset: base epochs, fine-tuning epochs, subsets m
     "amazon-top100": {"epochs": 30, "ft_epochs": 5, "subsets": 500},
@@ -179,7 +179,7 @@ def measure(count: bool = True) -> Iterator[Cost]:
 # ------------------------------------------------------------------------------ models
 
 
-# The subset training itself lives in the library (graphtag.affinity.oracle, which the
+# The subset training itself lives in the library (graphtag.training.subsets, which the
 # ``oracle`` grouping method uses too); these wrappers only read the bench's arguments.
 _INPUTS: dict[tuple[int, bool], ModelInputs] = {}
 
@@ -196,7 +196,7 @@ def _inputs(model: nn.Module, data: Data) -> ModelInputs:
 def train_steps(model: nn.Module, data: Data, tasks: Tensor | None, args: argparse.Namespace,
                 *, lr: float, epochs: int, seed: int, max_steps: int | None = None) -> int:
     """Adam on the mean masked BCE of ``tasks``, in place; returns the steps taken
-    (:func:`graphtag.affinity.oracle.train_on_tasks` with the bench's minibatches).
+    (:func:`graphtag.training.subsets.train_on_tasks` with the bench's minibatches).
 
     ``tasks=None`` is a step of base training (every task's logit on every subgraph node,
     as the Trainer computes it); otherwise only the subset's head rows, on the seed nodes.

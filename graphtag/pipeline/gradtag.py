@@ -44,7 +44,6 @@ from graphtag.affinity import (
     task_scores,
 )
 from graphtag.affinity.mapback import mapback_logits
-from graphtag.affinity.oracle import _sample_nodes
 from graphtag.distributed import (
     all_gather_object,
     barrier,
@@ -57,6 +56,7 @@ from graphtag.distributed import (
 from graphtag.gradients.persample import kronecker_projector
 from graphtag.gradients.store import GradientStore, collect_gradients
 from graphtag.grouping import sdp_groups
+from graphtag.training.subsets import sample_nodes
 
 __all__ = ["SCORINGS", "GradTAG"]
 
@@ -246,7 +246,7 @@ class GradTAG:
         stores = []
         for name, mask, cap, k in (("train", data.train_mask, self.max_fit_nodes, 1),
                                    ("val", data.val_mask, self.max_score_nodes, 2)):
-            nodes = _sample_nodes(mask, cap, self.seed * 7 + k)
+            nodes = sample_nodes(mask, cap, self.seed * 7 + k)
             if nodes.numel() == 0:
                 raise ValueError(f"data has no {name} nodes; Grad-TAG fits on training nodes "
                                  "and scores on validation nodes.")
