@@ -45,3 +45,21 @@ def test_group_pvalues_separate_planted_from_random_groups():
     assert np.isnan(group_pvalues(A, [[3]])[0])
     with pytest.raises(ValueError, match="outside"):
         group_pvalues(A, [[0, 12]])
+
+
+def test_heatmap_outlines_only_distinguishable_groups(tmp_path):
+    from graphtag.pipeline.report import plot_affinity
+
+    T = 12
+    truth = np.repeat(np.arange(3), 4)
+    rng = np.random.default_rng(2)
+    A = 0.05 * rng.normal(size=(T, T))
+    A = (A + A.T) / 2
+    A[:4, :4] += 1.0  # only the first group is coherent
+    np.fill_diagonal(A, 0)
+    groups = [np.flatnonzero(truth == g).tolist() for g in range(3)]
+    pv = group_pvalues(A, groups, num_draws=500)
+    solid = plot_affinity(A, groups, tmp_path / "a.png", pvalues=pv)
+    assert solid == [True, False, False]
+    assert (tmp_path / "a.png").stat().st_size > 0
+    assert plot_affinity(A, groups, tmp_path / "b.png") is None

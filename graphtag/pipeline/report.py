@@ -50,8 +50,16 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 
 def plot_affinity(A: np.ndarray, groups: list[list[int]], path: str | os.PathLike,
-                  title: str = "") -> None:
-    """Heatmap of ``A`` with tasks ordered by group and group boundaries drawn."""
+                  title: str = "", pvalues: list[float] | None = None,
+                  alpha: float = 0.05) -> list[bool] | None:
+    """Heatmap of ``A`` with tasks ordered by group and group boundaries drawn.
+
+    With ``pvalues`` (one per group, from :func:`~graphtag.grouping.group_pvalues`), each
+    group's diagonal block is outlined: solid for a group whose within-group affinity beats
+    random task sets of its size (``p < alpha``), dashed for one the affinity cannot tell
+    from a random grouping. Returns which groups were outlined solid (None without
+    ``pvalues``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,22 +72,39 @@ def plot_affinity(A: np.ndarray, groups: list[list[int]], path: str | os.PathLik
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
     im = ax.imshow(B, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     edge = -0.5
-    for g in groups[:-1]:
+    for g in groups[:-1] if pvalues is None else []:  # with p-values, outlines instead
         edge += len(g)
         ax.axhline(edge, color="k", lw=0.6)
         ax.axvline(edge, color="k", lw=0.6)
+    if pvalues is not None:
+        from matplotlib.patches import Rectangle
+
+        start = -0.5
+        for g, p in zip(groups, pvalues, strict=True):
+            sig = p == p and p < alpha
+            ax.add_patch(Rectangle((start, start), len(g), len(g), fill=False,
+                                   edgecolor="k" if sig else "0.35", lw=1.6 if sig else 1.0,
+                                   ls="-" if sig else "--"))
+            start += len(g)
+        solid = [bool(p == p and p < alpha) for p in pvalues]
+        n_sig = sum(solid)
+        note = (f"\nsolid: {n_sig} of {len(groups)} groups beat random task sets "
+                f"(p < {alpha:g}); dashed: indistinguishable")
+    else:
+        note, solid = "", None
     ax.set_xlabel("task (ordered by group)")
     ax.set_ylabel("task (ordered by group)")
     if n <= 40:
         ax.set_xticks(range(n), order, fontsize=6, rotation=90)
         ax.set_yticks(range(n), order, fontsize=6)
-    ax.set_title(title or f"Grad-TAG task affinity, {len(groups)} groups", fontsize=10)
+    ax.set_title((title or f"Grad-TAG task affinity, {len(groups)} groups") + note, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="affinity (normalised)")
     fig.tight_layout()
     tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)
+    return solid
 
 
 def _write(path: Path, text: str) -> None:
@@ -102,7 +127,8 @@ def write_report(out: str | os.PathLike, report: dict[str, Any], affinity: np.nd
     lines = ["task," + ",".join(f"{m}_group" for m in cols)]
     lines += [f"{t}," + ",".join(str(label[m][t]) for m in cols) for t in range(T)]
     _write(out / "groups.csv", "\n".join(lines) + "\n")
-    plot_affinity(affinity, groups, out / "affinity.png")
+    plot_affinity(affinity, groups, out / "affinity.png",
+                  pvalues=(report.get("group_pvalues") or {}).get("gradtag"))
     ds = report["dataset"]
     cov = report.get("coverage") or {}
     secs = report["stage_seconds"]
@@ -140,5 +166,6 @@ def write_report(out: str | os.PathLike, report: dict[str, Any], affinity: np.nd
                   f"(groups {', '.join(map(str, sig)) or 'none'}; p-values in `report.json`, "
                   "entry standard errors in `affinity/affinity_se.npy`).")
     md += ["", "Files: `report.json`, `groups.csv`, `affinity.png` (affinity ordered by "
-           "Grad-TAG group)."]
+           "Grad-TAG group; groups that beat random task sets outlined solid, the others "
+           "dashed)."]
     _write(out / "report.md", "\n".join(md) + "\n")
