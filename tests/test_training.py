@@ -50,8 +50,10 @@ def test_minibatch_shapes(amazon_data):
     torch.manual_seed(0)
     model = MultitaskGNN(amazon_data.num_features, 32, amazon_data.y.size(1))
     tr = Trainer(model, batch_size=64, num_neighbors=(5, 3), progress=False)
-    out, y, lm = next(tr._batches(amazon_data, torch.Generator().manual_seed(0)))
-    assert out.shape == (64, 100) and y.shape == (64, 100) and lm is None
+    b = next(tr._batches(amazon_data, torch.Generator().manual_seed(0)))
+    out = model(*b.args)[b.rows]
+    assert out.shape == (64, 100) and b.y.shape == (64, 100) and b.label_mask is None
+    assert b.weight is None and b.ids is None  # one process: the whole global batch
 
 
 def _train(data, seed=0, epochs=6, **kw):
@@ -148,8 +150,8 @@ def test_label_mask_excludes_unknown_labels_from_scores_and_training(amazon_data
     torch.manual_seed(0)
     model = MultitaskGNN(d.num_features, 32, d.y.size(1))
     tr = Trainer(model, epochs=2, batch_size=256, num_neighbors=(5, 5), progress=False).fit(d)
-    _out, yb, lmb = next(tr._batches(d, torch.Generator().manual_seed(0)))
-    assert lmb is not None and lmb.shape == yb.shape
+    b = next(tr._batches(d, torch.Generator().manual_seed(0)))
+    assert b.label_mask is not None and b.label_mask.shape == b.y.shape
     logits = tr.predict_logits(d)
     ev = tr.evaluate(d, "val", logits)
     vm = d.val_mask

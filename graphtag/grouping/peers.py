@@ -4,22 +4,23 @@
 Both baselines train a network on all tasks of a PyG ``Data`` (``x``, ``edge_index``, ``y``
 ``(N, T)``, ``train_mask``, optional ``label_mask``) and read task groups off that training.
 SIGN models see node minibatches of precomputed hops; graph models (``"sage"``, ...) see the
-full graph (default) or :class:`~torch_geometric.loader.NeighborLoader` minibatches.
+full graph (default) or neighbour-sampled minibatches; the batches are
+those of :func:`graphtag.training.batching.iter_batches`, as in the trainer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.loader import NeighborLoader
 
 from graphtag.models.sign import sign_propagate
+
+# One batching implementation for the trainer and the baselines (re-exported here).
+from graphtag.training.batching import NodeBatch, iter_batches
 
 __all__ = [
     "NodeBatch",
@@ -29,28 +30,6 @@ __all__ = [
     "seeded",
     "sign_inputs",
 ]
-
-
-@dataclass
-class NodeBatch:
-    """One training batch: model inputs and the labels of the rows that carry the loss.
-
-    Attributes
-    ----------
-    args : tuple of torch.Tensor
-        Positional model inputs: ``(xs,)`` for SIGN, ``(x, edge_index)`` for graph models.
-    rows : torch.Tensor or slice
-        Rows of the model output that are the batch's (seed) training nodes.
-    y : torch.Tensor
-        ``(B, T)`` float labels of those rows.
-    label_mask : torch.Tensor or None
-        ``(B, T)`` bool, ``False`` where a label is missing.
-    """
-
-    args: tuple[Tensor, ...]
-    rows: Tensor | slice
-    y: Tensor
-    label_mask: Tensor | None
 
 
 def check_task_data(data: Data) -> int:
@@ -93,61 +72,3 @@ def sign_inputs(data: Data, num_hops: int) -> Tensor:
     if xs is not None and xs.dim() == 3 and xs.size(1) == num_hops + 1:
         return xs
     return sign_propagate(data.x, data.edge_index, num_hops, data.num_nodes)
-
-
-def iter_batches(
-    data: Data,
-    *,
-    uses_graph: bool,
-    xs: Tensor | None,
-    full_batch: bool,
-    batch_size: int,
-    num_neighbors: Sequence[int],
-    gen: torch.Generator,
-    device: torch.device,
-    cache: dict,
-) -> Iterator[NodeBatch]:
-    """Yield one epoch of training batches (shuffled by ``gen``).
-
-    SIGN (``uses_graph=False``) gets ``batch_size`` rows of ``xs`` per batch. Graph models get
-    the whole graph with the training nodes as rows when ``full_batch``, else NeighborLoader
-    subgraphs around ``batch_size`` seed nodes (``num_neighbors`` fan-outs, one per layer);
-    the loader is kept in ``cache`` so its worker state survives across epochs.
-    """
-    lm = data.get("label_mask")
-    if not uses_graph:
-        assert xs is not None
-        idx = data.train_mask.nonzero().flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=gen)]
-        for s in range(0, idx.numel(), batch_size):
-            b = idx[s : s + batch_size]
-            yield NodeBatch(
-                (xs[b].to(device),), slice(None), data.y[b].float().to(device),
-                None if lm is None else lm[b].to(device),
-            )
-        return
-    if full_batch:
-        if "full" not in cache:
-            m = data.train_mask
-            cache["full"] = NodeBatch(
-                (data.x.to(device), data.edge_index.to(device)),
-                m.nonzero().flatten().to(device), data.y[m].float().to(device),
-                None if lm is None else lm[m].to(device),
-            )
-        yield cache["full"]
-        return
-    if "loader" not in cache:
-        with warnings.catch_warnings():
-            # pyg-lib has no wheels here; torch-sparse's sampler is the supported fallback.
-            warnings.filterwarnings("ignore", message=".*pyg-lib.*")
-            cache["loader"] = NeighborLoader(
-                data, num_neighbors=list(num_neighbors), batch_size=batch_size,
-                input_nodes=data.train_mask, shuffle=True, generator=gen,
-            )
-    for batch in cache["loader"]:
-        bs = batch.batch_size
-        blm = batch.get("label_mask")
-        yield NodeBatch(
-            (batch.x.to(device), batch.edge_index.to(device)), slice(0, bs),
-            batch.y[:bs].float().to(device), None if blm is None else blm[:bs].to(device),
-        )

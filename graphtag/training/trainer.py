@@ -1,15 +1,18 @@
-"""Minibatch multitask training with early stopping, checkpoints and resume."""
+"""Minibatch multitask training with early stopping, checkpoints and resume.
+
+Batches come from :mod:`graphtag.training.batching`, checkpoint files and RNG state from
+:mod:`graphtag.training.checkpoint`, the gradient exchange of data-parallel training from
+:mod:`graphtag.training.parallel` and inference from :mod:`graphtag.training.inference`;
+this module has the training loop and early stopping.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-import random
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,43 +20,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.loader import NeighborLoader
-from torch_geometric.sampler import NeighborSampler
-from torch_sparse import SparseTensor
 from tqdm.auto import tqdm
 
 from graphtag import distributed as gdist
 from graphtag.datasets.tasks import positives_per_task
-from graphtag.models.sign import sign_propagate
 from graphtag.optim.base import EqualWeighting, LossCombiner
+from graphtag.training import inference
+from graphtag.training.batching import NodeBatch, RowDropout, batch_seed, iter_batches
+from graphtag.training.checkpoint import (
+    atomic_save,
+    load_last,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from graphtag.training.losses import masked_bce_per_task
-from graphtag.training.metrics import multitask_scores
+from graphtag.training.parallel import average_gradients, sync_mode, wrap_ddp
 
 __all__ = ["Trainer", "seed_everything"]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002  (user code may draw from the legacy global RNG)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
-            "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -110,20 +94,22 @@ class Trainer:
     Notes
     -----
     Distributed training. Every rank builds the same model and calls :meth:`fit` with the
-    same data. Each epoch the training nodes are shuffled by the shared seeded generator
-    (identically on all ranks), padded by wrapping around to a multiple of the world size,
-    and rank ``r`` takes positions ``r, r + world, ...``: equal shares, hence the same number
-    of batches per rank, so the collectives line up. A rank's batch is
-    ``ceil(batch_size / world)`` nodes, so a step still sees about ``batch_size`` nodes in
-    all and an epoch has about as many steps as in one process. With the default combiner
-    the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; another
-    combiner is applied to each rank's local batch and the resulting gradients are averaged
-    over the ranks (a data-parallel variant, not the combiner on the union batch). Rank 0
+    same data. An epoch is the same sequence of global batches of ``batch_size`` training
+    nodes on every rank (one shuffle, and for neighbour sampling one sampling seed per
+    global batch, all drawn from the shared seeded generator); rank ``r`` takes the batch's
+    seeds ``r, r + world, ...`` and the part of the batch's sampled subgraph they depend on
+    (see :mod:`graphtag.training.batching`), and dropout masks are drawn per global batch
+    and global row (:class:`~graphtag.training.batching.RowDropout`). Each rank weights its
+    per-task mean loss by its share of the batch's labelled rows, so the ranks' losses sum
+    to the global batch's; with the default combiner the model is wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` summing the gradients, and the
+    update equals a one-process update: the same model on any number of processes, to
+    floating-point rounding. Another combiner computes its own gradients from each rank's
+    local mean losses, which are then averaged over the ranks (a data-parallel variant, not
+    the combiner on the union batch: close to, not equal to, a one-process run). Rank 0
     evaluates, decides early stopping and writes the checkpoints; the others receive its
-    numbers, so every rank takes the same decisions and ends with the same weights. Dropout
-    and neighbour sampling draw from per-rank streams (seed offset by the rank). The result
-    matches a one-process run only statistically: batch composition differs, so it cannot
-    be bit-identical; a resume with the same world size continues exactly.
+    numbers, so every rank takes the same decisions and ends with the same weights. A resume
+    continues on any number of processes.
 
     Attributes
     ----------
@@ -179,6 +165,7 @@ class Trainer:
         # The module batches are run through: the model, or its DDP wrapper during fit.
         self._net: nn.Module = model
         self._sync: str | None = None  # None, "ddp" or "allreduce" (set by fit)
+        self._rank, self._world = 0, 1  # this process's share of every batch (set by fit)
         # Representation capture for combiners that need it (see _capture_representation).
         self._rep_capture = False
         self._rep_rows: Any = None
@@ -239,26 +226,12 @@ class Trainer:
         if data.y.size(1) != T:
             raise ValueError(f"data has {data.y.size(1)} tasks but the model has {T} outputs.")
 
-    def _sign_inputs(self, data: Data) -> Tensor:
-        xs = data.get("xs")
-        if xs is None:
-            # Keyed by the graph object: a trainer may evaluate graphs other than its own.
-            key = ("xs", id(data.edge_index), id(data.x))
-            if key not in self._cache:
-                self._cache[key] = sign_propagate(
-                    data.x, data.edge_index, self.model.num_hops, data.num_nodes
-                )
-            xs = self._cache[key]
-        return xs
-
-    def _adj_t(self, data: Data) -> SparseTensor:
-        key = ("adj_t", id(data.edge_index))
-        if key not in self._cache:
-            n = data.num_nodes
-            self._cache[key] = SparseTensor.from_edge_index(
-                data.edge_index, sparse_sizes=(n, n)
-            ).t().to(self.device)
-        return self._cache[key]
+    def _check_fanouts(self) -> None:
+        if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
+            raise ValueError(
+                f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
+                f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
+            )
 
     def _pos_weight(self, data: Data) -> Tensor | None:
         if self.pos_weight is None:
@@ -274,7 +247,6 @@ class Trainer:
         return w.to(self.device)
 
     # ---------------------------------------------------------------- inference
-    @torch.no_grad()
     def predict_logits(self, data: Data, nodes: Tensor | None = None,
                        batch_size: int = 65536) -> Tensor:
         """Logits of the nodes ``nodes`` (index or bool mask; None: every node) for every
@@ -284,29 +256,8 @@ class Trainer:
         rows; SIGN runs over its precomputed hops of just those rows, in chunks written into
         one preallocated output (no concatenation copy: 4 GB at 2M nodes x 500 tasks).
         """
-        if nodes is not None and nodes.dtype == torch.bool:
-            nodes = nodes.nonzero().flatten()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            if self._uses_graph:
-                x = data.x.to(self.device)
-                out = self.model.inference(x, self._adj_t(data)).cpu()
-                return out if nodes is None else out[nodes]
-            xs = self._sign_inputs(data)
-            n = xs.size(0) if nodes is None else nodes.numel()
-            out = None
-            for i in range(0, n, batch_size):
-                rows = slice(i, i + batch_size) if nodes is None else nodes[i : i + batch_size]
-                chunk = self.model(xs[rows].to(self.device)).cpu()
-                if out is None:
-                    out = torch.empty(n, chunk.size(1), dtype=chunk.dtype)
-                out[i : i + chunk.size(0)] = chunk
-            if out is None:  # no rows asked for
-                out = torch.empty(0, self.model(xs[:1].to(self.device)).size(1))
-            return out
-        finally:
-            self.model.train(was_training)
+        return inference.predict_logits(self.model, data, nodes, batch_size=batch_size,
+                                        device=self.device, cache=self._cache)
 
     def evaluate(self, data: Data, split: str = "test", logits: Tensor | None = None, *,
                  roc_auc: bool = True) -> dict[str, object]:
@@ -316,131 +267,21 @@ class Trainer:
         ``logits`` are all nodes' logits (from :meth:`predict_logits`); None predicts only the
         split's nodes. ``roc_auc=False`` skips the per-task ROC-AUC (reported ``nan``).
         """
-        mask = data.get(f"{split}_mask")
-        if mask is None:
-            raise ValueError(f"split={split!r}: data has no '{split}_mask'.")
-        rows = mask.nonzero().flatten()
-        out = self.predict_logits(data, rows) if logits is None else logits[rows]
-        lm = data.get("label_mask")
-        lm_s = lm[rows] if lm is not None else None
-        y = data.y[rows]
-        scores = multitask_scores(y, out, lm_s, roc_auc=roc_auc)
-        scores["loss"] = float(masked_bce_per_task(out, y.to(out.dtype), lm_s).mean())
-        return scores
+        return inference.evaluate(data, split, lambda rows: self.predict_logits(data, rows),
+                                  logits, roc_auc=roc_auc)
 
     # ----------------------------------------------------------------- training
-    def _rank_nodes(self, data: Data, gen: torch.Generator | None) -> Tensor:
-        """This rank's share of the training nodes for one epoch (distributed training).
-
-        The shuffle (when ``gen`` is given) is the same on every rank; padding by wrapping
-        around gives every rank ``ceil(n / world)`` nodes.
-        """
-        idx = data.train_mask.nonzero().flatten()
-        if gen is not None:
-            idx = idx[torch.randperm(idx.numel(), generator=gen)]
-        world = gdist.get_world_size()
-        total = math.ceil(idx.numel() / world) * world
-        if total > idx.numel():
-            idx = idx.repeat(math.ceil(total / idx.numel()))[:total]
-        return idx[gdist.get_rank()::world]
-
-    def _batches(self, data: Data, gen: torch.Generator):
-        """Yield ``(logits, y, label_mask)`` for the seed nodes of each training batch."""
-        if self._sync is not None:
-            yield from self._rank_batches(data, gen)
-            return
-        lm = data.get("label_mask")
-        dev = self.device
-        if not self._uses_graph:
-            xs = self._sign_inputs(data)
-            idx = data.train_mask.nonzero().flatten()
-            idx = idx[torch.randperm(idx.numel(), generator=gen)]
-            for s in range(0, idx.numel(), self.batch_size):
-                b = idx[s : s + self.batch_size]
-                yield (self.model(xs[b].to(dev)), data.y[b].to(dev),
-                       None if lm is None else lm[b].to(dev))
-            return
-        if self.full_batch:
-            m = data.train_mask.to(dev)
-            out = self._forward_rows(
-                lambda: self.model(data.x.to(dev), data.edge_index.to(dev)), m)
-            yield out, data.y.to(dev)[m], None if lm is None else lm.to(dev)[m]
-            return
-        self._check_fanouts()
-        if "loader" not in self._cache:
-            with warnings.catch_warnings():
-                # pyg-lib has no wheels here; torch-sparse's sampler is the supported fallback.
-                warnings.filterwarnings("ignore", message=".*pyg-lib.*")
-                self._cache["loader"] = NeighborLoader(
-                    data, num_neighbors=self.num_neighbors, batch_size=self.batch_size,
-                    input_nodes=data.train_mask, shuffle=True, generator=gen,
-                )
-        for batch in self._cache["loader"]:
-            bs = batch.batch_size
-            out = self._forward_rows(
-                lambda batch=batch: self.model(batch.x.to(dev), batch.edge_index.to(dev)),
-                slice(0, bs))
-            blm = batch.get("label_mask")
-            yield out, batch.y[:bs].to(dev), None if blm is None else blm[:bs].to(dev)
-
-    def _rank_batches(self, data: Data, gen: torch.Generator):
-        """:meth:`_batches` of distributed training: this rank's share, ``ceil(batch_size /
-        world)`` nodes per batch, through the (DDP-wrapped) module."""
-        lm = data.get("label_mask")
-        dev, net = self.device, self._net
-        bs = math.ceil(self.batch_size / gdist.get_world_size())
-        if self._uses_graph and self.full_batch:
-            if "rank_rows" not in self._cache:  # a fixed share: the step sees the whole graph
-                self._cache["rank_rows"] = self._rank_nodes(data, None).to(dev)
-            rows = self._cache["rank_rows"]
-            out = self._forward_rows(lambda: net(data.x.to(dev), data.edge_index.to(dev)), rows)
-            yield out, data.y.to(dev)[rows], None if lm is None else lm.to(dev)[rows]
-            return
-        idx = self._rank_nodes(data, gen)
-        if not self._uses_graph:
-            xs = self._sign_inputs(data)
-            for s in range(0, idx.numel(), bs):
-                b = idx[s : s + bs]
-                yield (net(xs[b].to(dev)), data.y[b].to(dev),
-                       None if lm is None else lm[b].to(dev))
-            return
-        self._check_fanouts()
-        if "sampler" not in self._cache:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*pyg-lib.*")
-                self._cache["sampler"] = NeighborSampler(data, self.num_neighbors)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*pyg-lib.*")
-            loader = NeighborLoader(data, num_neighbors=self.num_neighbors, batch_size=bs,
-                                    input_nodes=idx, shuffle=False,
-                                    neighbor_sampler=self._cache["sampler"])
-        for batch in loader:
-            n = batch.batch_size
-            out = self._forward_rows(
-                lambda batch=batch: net(batch.x.to(dev), batch.edge_index.to(dev)),
-                slice(0, n))
-            blm = batch.get("label_mask")
-            yield out, batch.y[:n].to(dev), None if blm is None else blm[:n].to(dev)
-
-    def _check_fanouts(self) -> None:
-        if len(self.num_neighbors) != getattr(self.model.encoder, "num_layers", 0):
-            raise ValueError(
-                f"num_neighbors has {len(self.num_neighbors)} entries but the model has "
-                f"{self.model.encoder.num_layers} layers; give one fan-out per layer."
-            )
-
-    def _average_gradients(self) -> None:
-        """Average ``.grad`` over the ranks (distributed training without DDP's hooks)."""
-        params = list(self.model.parameters())
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                          for p in params])
-        torch.distributed.all_reduce(flat)
-        flat /= gdist.get_world_size()
-        pos = 0
-        for p in params:
-            n = p.numel()
-            p.grad = flat[pos : pos + n].view_as(p).clone()
-            pos += n
+    def _batches(self, data: Data, gen: torch.Generator) -> Iterator[NodeBatch]:
+        """One epoch of this process's training batches (its share of every global batch)."""
+        if self._uses_graph and not self.full_batch:
+            self._check_fanouts()
+        layers = getattr(getattr(self.model, "encoder", None), "num_layers", None)
+        return iter_batches(
+            data, uses_graph=self._uses_graph,
+            xs=None if self._uses_graph else inference.sign_inputs(self.model, data, self._cache),
+            full_batch=self.full_batch, batch_size=self.batch_size,
+            num_neighbors=self.num_neighbors, gen=gen, device=self.device, cache=self._cache,
+            rank=self._rank, world=self._world, num_layers=layers)
 
     def fit(self, data: Data, *, resume: bool = False) -> Trainer:
         """Train on ``data`` (see the class docstring); returns ``self``.
@@ -452,14 +293,14 @@ class Trainer:
         self._check_data(data)
         self._cache.clear()
         self.model.to(self.device)
-        self._sync = self._sync_mode()
-        rank = gdist.get_rank() if self._sync else 0
+        self._sync = sync_mode(self.distributed, self.combiner)
+        self._rank, self._world = ((gdist.get_rank(), gdist.get_world_size()) if self._sync
+                                   else (0, 1))
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr,
                                weight_decay=self.weight_decay)
         pos_weight = self._pos_weight(data)
-        gen = torch.Generator().manual_seed(self.seed)  # the shuffle: the same on all ranks
-        # dropout and neighbour sampling: a stream per rank (rank 0 keeps the plain seed)
-        seed_everything(self.seed + 1_000_003 * rank)
+        gen = torch.Generator().manual_seed(self.seed)  # batches: the same on all ranks
+        seed_everything(self.seed)  # anything else random (combiners): the same on all ranks
         start, bad = 1, 0
         self.history_: list[dict[str, float]] = []
         self.best_score_, self.best_epoch_ = -float("inf"), 0
@@ -467,17 +308,15 @@ class Trainer:
         last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         if last is not None:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        ck = self._load_last(last) if resume and last is not None else None
+        ck = (load_last(last, self.device, shared=self._sync is not None)
+              if resume and last is not None else None)
         if ck is not None:
             self.model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             best_state, bad = ck["best_state"], ck["bad_epochs"]
             self.history_, self.best_score_, self.best_epoch_ = (
                 ck["history"], ck["best_score"], ck["best_epoch"])
-            rngs = ck.get("rng_ranks")
-            # each rank its own streams when the world size is the one that saved them
-            same_world = rngs is not None and len(rngs) == gdist.get_world_size()
-            _set_rng_state(rngs[rank] if self._sync and same_world else ck["rng"])
+            set_rng_state(ck["rng"])
             gen.set_state(ck["gen"])
             start = ck["epoch"] + 1
             if ck.get("finished"):
@@ -488,14 +327,10 @@ class Trainer:
         handle = self._capture_representation() if needs_rep else None
         self._rep_capture = needs_rep
         bar = tqdm(range(start, self.epochs + 1), desc="train",
-                   disable=not self.progress or rank != 0,
+                   disable=not self.progress or self._rank != 0,
                    initial=start - 1, total=self.epochs)
         if self._sync == "ddp":
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index if self.device.index is not None
-                   else torch.cuda.current_device()] if self.device.type == "cuda" else None
-            self._net = DistributedDataParallel(self.model, device_ids=ids)
+            self._net = wrap_ddp(self.model, self.device)
         try:
             self._train_epochs(data, bar, opt, gen, pos_weight, shared, after_step,
                                best_state, bad, last)
@@ -504,26 +339,26 @@ class Trainer:
                 handle.remove()
             self._rep_capture, self._rep = False, None
             self._net, self._sync = self.model, None
+            self._rank, self._world = 0, 1
         return self
 
-    def _sync_mode(self) -> str | None:
-        """How gradients meet across ranks: None (one process, or ``distributed=False``),
-        ``"ddp"`` (plain sum: DistributedDataParallel) or ``"allreduce"`` (a combiner that
-        computes its own gradients, which DDP's backward hooks would not see)."""
-        if self.distributed is False or not gdist.is_distributed():
-            return None
-        plain = type(self.combiner) is EqualWeighting
-        return "ddp" if plain else "allreduce"
-
-    def _load_last(self, last: Path) -> dict[str, Any] | None:
-        """The ``last.pt`` checkpoint, or None. Distributed: rank 0 reads it and sends it,
-        so the other ranks never depend on seeing a file another node wrote."""
-        if self._sync is None:
-            if not last.exists():
-                return None
-            return torch.load(last, weights_only=False, map_location=self.device)
-        return gdist.on_main(lambda: torch.load(last, weights_only=False, map_location="cpu")
-                             if last.exists() else None)
+    def _step(self, b: NodeBatch, seed: int, pos_weight: Tensor | None,
+              shared: list[nn.Parameter]) -> Tensor:
+        """Forward and backward of one batch; returns its per-task losses (this rank's part
+        of the global batch's, in data-parallel training with the default combiner)."""
+        with RowDropout(b, seed):
+            out = self._forward_rows(lambda: self._net(*b.args), b.rows)
+        losses = masked_bce_per_task(out, b.y, b.label_mask, pos_weight)
+        if b.weight is not None and self._sync != "allreduce":
+            losses = losses * b.weight  # the parts sum to the global batch's mean over ranks
+        if self._rep_capture:
+            rep, self._rep = self._rep, None
+            self.combiner.backward(losses, shared, rep=rep)
+        else:
+            self.combiner.backward(losses, shared)
+        if self._sync == "allreduce":
+            average_gradients(self.model)
+        return losses.detach()
 
     def _train_epochs(self, data, bar, opt, gen, pos_weight, shared, after_step,
                       best_state, bad, last) -> None:
@@ -533,25 +368,19 @@ class Trainer:
             t0 = time.perf_counter()
             self.model.train()
             total, nb = 0.0, 0
-            for out, y, lm in self._batches(data, gen):
+            for i, b in enumerate(self._batches(data, gen)):
                 opt.zero_grad(set_to_none=True)
-                losses = masked_bce_per_task(out, y, lm, pos_weight)
-                if self._rep_capture:
-                    rep, self._rep = self._rep, None
-                    self.combiner.backward(losses, shared, rep=rep)
-                else:
-                    self.combiner.backward(losses, shared)
-                if self._sync == "allreduce":
-                    self._average_gradients()
+                losses = self._step(b, batch_seed(self.seed, epoch, i), pos_weight, shared)
                 opt.step()
                 if after_step is not None:
                     after_step(self.model)
-                total += float(losses.detach().mean())
+                total += float(losses.mean())
                 nb += 1
             if self._sync is not None:
-                # the mean over every rank's batches; validation once, on rank 0, for all
-                parts = gdist.all_gather_object((total, nb))
-                total, nb = sum(t for t, _ in parts), sum(n for _, n in parts)
+                # the global batches' losses (ddp: the ranks' parts sum to them; allreduce:
+                # the mean of the ranks' local losses); validation once, on rank 0, for all
+                parts = gdist.all_gather_object(total)
+                total = sum(parts) / (len(parts) if self._sync == "allreduce" else 1)
                 val = gdist.on_main(lambda: self.evaluate(data, "val", roc_auc=False))
             else:
                 val = self.evaluate(data, "val", roc_auc=False)
@@ -563,23 +392,20 @@ class Trainer:
                 self.best_score_, self.best_epoch_, bad = score, epoch, 0
                 best_state = copy.deepcopy(self.model.state_dict())
                 if self.checkpoint_dir is not None and writes:
-                    _atomic_save(best_state, self.checkpoint_dir / "best.pt")
+                    atomic_save(best_state, self.checkpoint_dir / "best.pt")
             else:
                 bad += 1
             stop = self.patience is not None and bad >= self.patience
             bar.set_postfix(loss=f"{rec['loss']:.4f}", val_f1=f"{rec['val_macro_f1']:.4f}")
-            if last is not None:
-                rng = _rng_state()
-                rngs = gdist.all_gather_object(rng) if self._sync else None
-                if writes:
-                    _atomic_save({
-                        "epoch": epoch, "model": self.model.state_dict(),
-                        "optimizer": opt.state_dict(), "best_state": best_state,
-                        "bad_epochs": bad, "history": self.history_,
-                        "best_score": self.best_score_, "best_epoch": self.best_epoch_,
-                        "rng": rng, "rng_ranks": rngs, "gen": gen.get_state(),
-                        "finished": stop or epoch == self.epochs,
-                    }, last)
+            if last is not None and writes:
+                atomic_save({
+                    "epoch": epoch, "model": self.model.state_dict(),
+                    "optimizer": opt.state_dict(), "best_state": best_state,
+                    "bad_epochs": bad, "history": self.history_,
+                    "best_score": self.best_score_, "best_epoch": self.best_epoch_,
+                    "rng": rng_state(), "gen": gen.get_state(),
+                    "finished": stop or epoch == self.epochs,
+                }, last)
             if stop:
                 break
         bar.close()
