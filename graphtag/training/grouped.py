@@ -17,7 +17,6 @@ groupings get the same splits, epochs, early stopping and seed.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -69,12 +68,6 @@ def _subset_data(data: Data, tasks: list[int]) -> Data:
     if data.get("label_mask") is not None:
         sub.label_mask = data.label_mask[:, tasks]
     return sub
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def train_groups(
