@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from graphtag._io import write_json as _write_json
 from graphtag.distributed import (
     all_gather_object,
     get_rank,
@@ -73,12 +74,6 @@ def _projector_config(p: Any) -> dict[str, Any]:
         if hasattr(p, key):
             cfg[key] = getattr(p, key)
     return cfg
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 class GradientStore:
