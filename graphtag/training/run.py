@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
+from graphtag._io import write_json as _write_json
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, broadcast_object, is_main, main_first, on_main
 from graphtag.models import build_model
@@ -129,12 +130,6 @@ def build_trainer(
         device=config.device, seed=config.seed, checkpoint_dir=checkpoint_dir,
         progress=progress, **trainer_kwargs,
     )
-
-
-def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def train_run(
