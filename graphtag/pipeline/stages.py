@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graphtag._io import write_json
+
 __all__ = ["Stage", "fingerprint"]
 
 
@@ -26,12 +28,6 @@ def fingerprint(values: dict[str, Any], upstream: str = "") -> str:
     """SHA-256 of ``values`` (JSON, sorted keys) chained to the upstream fingerprint."""
     blob = json.dumps({"values": values, "upstream": upstream}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 class Stage:
@@ -90,8 +86,8 @@ class Stage:
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         if status in ("new", "stale"):
-            _write_json(self._manifest, {"stage": self.name, "fingerprint": self.fingerprint,
-                                         "values": self.values, "complete": False})
+            write_json(self._manifest, {"stage": self.name, "fingerprint": self.fingerprint,
+                                        "values": self.values, "complete": False}, default=str)
         self._t0 = time.perf_counter()
         return status
 
@@ -100,11 +96,11 @@ class Stage:
         seconds = time.perf_counter() - self._t0
         old = self.read_manifest() or {}
         total = float(old.get("seconds_total", 0.0)) + seconds
-        _write_json(self._manifest, {
+        write_json(self._manifest, {
             "stage": self.name, "fingerprint": self.fingerprint, "values": self.values,
             "complete": True, "seconds": seconds, "seconds_total": total,
             "summary": summary or {},
-        })
+        }, default=str)
         return seconds
 
     def summary(self) -> dict[str, Any]:
