@@ -21,7 +21,7 @@ from graphtag.gradients import GradientModel, collect_gradients, kronecker_proje
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--epochs", type=int, default=10)
-ap.add_argument("--tasks", type=int, default=8, help="tasks, in 4 planted groups")
+ap.add_argument("--tasks", type=int, default=8, help="tasks, in 4 planted groups (>= 8)")
 ap.add_argument("--dim", type=int, default=64, help="projection dimension")
 ap.add_argument("--nodes", type=int, default=256, help="training nodes to collect")
 args = ap.parse_args()
