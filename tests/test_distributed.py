@@ -96,6 +96,33 @@ def _train_cfg(**kw):
     return TrainConfig(**base)
 
 
+#: Trainings that must give the same model on one and on two processes: neighbour sampling
+#: (a last batch of 1 node, so one rank has no share of it, and missing labels), GCN (its
+#: normalisation reads degrees), a full-batch GIN, SIGN; all with dropout.
+SAME_RUNS = {
+    "sage": dict(model="sage", num_neighbors=(5, 5), batch_size=100, dropout=0.3),
+    "sage_tail_masked": dict(model="sage", num_neighbors=(5, 5), batch_size=359, dropout=0.3),
+    "gcn": dict(model="gcn", num_neighbors=(4, 3), batch_size=100, dropout=0.3),
+    "gin_full_batch": dict(model="gin", full_batch=True, dropout=0.3),
+    "sign": dict(model="sign", batch_size=100, dropout=0.3),
+}
+
+
+def _same_runs(data) -> dict[str, tuple[dict, list[float]]]:
+    """Every run of :data:`SAME_RUNS`: final weights and per-epoch training losses."""
+    from graphtag.training.run import build_trainer
+
+    out = {}
+    for name, kw in SAME_RUNS.items():
+        d = data.clone()
+        if "masked" in name:
+            d.label_mask = torch.rand(d.y.shape, generator=torch.Generator().manual_seed(1)) > 0.3
+        tr = build_trainer(_train_cfg(**kw), 16, 6, progress=False)
+        tr.fit(d)
+        out[name] = (tr.model.state_dict(), [h["loss"] for h in tr.history_])
+    return out
+
+
 def _worker(rank: int, world: int, init: str, root: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
@@ -136,6 +163,9 @@ def _worker_body(root: Path) -> None:
     pc = build_trainer(_train_cfg(), 16, 6, progress=False, combiner=make_combiner("pcgrad"))
     pc.fit(data)
     fps = gd.all_gather_object((model_fingerprint(tr.model), model_fingerprint(pc.model)))
+    same = _same_runs(data)
+    if gd.is_main():
+        torch.save(same, out / "same_runs.pt")
     hist = gd.all_gather_object(tr.history_)
     # 4. a failure on rank 0 inside on_main reaches every rank (nobody waits forever)
     try:
@@ -183,6 +213,7 @@ def two_processes(tmp_path_factory):
         mapback.scoring, mapback.projector_ = "mapback", gt.projector_
         _estimate(mapback, ref, model, data, checkpoint=True)
         groups = train_groups(data, GROUPS, _train_cfg(), progress=False)
+        torch.save(_same_runs(data), ref / "same_runs.pt")
         # a store one process began and stopped in its third chunk; two processes finish it
         orig, calls = persample.GradientModel.projected_gradients, {"n": 0}
 
@@ -264,7 +295,19 @@ def test_data_parallel_training_keeps_ranks_identical(two_processes):
     losses = [r["loss"] for r in h0]
     assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]
     ck = torch.load(root / "dist" / "ddp" / "last.pt", weights_only=False)
-    assert ck["epoch"] == 3 and len(ck["rng_ranks"]) == 2
+    assert ck["epoch"] == 3
+
+
+@pytest.mark.parametrize("name", list(SAME_RUNS))
+def test_data_parallel_training_gives_the_one_process_model(two_processes, name):
+    """Each global batch split over two ranks: the same updates as one process."""
+    root, *_ = two_processes
+    got = torch.load(root / "dist" / "same_runs.pt", weights_only=False)[name]
+    ref = torch.load(root / "single" / "same_runs.pt", weights_only=False)[name]
+    assert got[0].keys() == ref[0].keys()
+    for key, value in ref[0].items():
+        assert torch.allclose(got[0][key], value, rtol=0, atol=1e-5), (name, key)
+    assert got[1] == pytest.approx(ref[1], abs=1e-6)
 
 
 def test_rank0_failure_in_on_main_raises_on_every_rank(two_processes):
