@@ -283,9 +283,12 @@ def test_run_pipeline_peer_budgets_redo_only_their_method(tmp_path):
 
 def test_run_pipeline_resumes_interrupted_stage(tmp_path, monkeypatch):
     import graphtag.pipeline.gradtag as gtmod
+    import graphtag.pipeline.run as runmod
 
     # 60 subsets in blocks of 24, 24, 12 (fit_method="stats" fits 8 * fit_block at a time)
-    monkeypatch.setattr(gtmod.GradTAG, "fit_block", 3)
+    made = runmod.gradtag_from_config
+    monkeypatch.setattr(runmod, "gradtag_from_config",
+                        lambda cfg, progress=True: made(cfg, progress).set_params(fit_block=3))
     ref, _ = _run(_cfg(num_subsets=60), tmp_path / "ref", tmp_path / "data")
     real = gtmod.fit_subsets_stats
     calls = {"n": 0}
@@ -346,12 +349,12 @@ def test_estimate_discards_fit_blocks_from_other_settings(planted, tmp_path):
     assert torch.allclose(gt.coef_, fresh.coef_)
 
 
-def test_estimate_scores_blockwise_equal_all_at_once(planted, tmp_path, monkeypatch):
+def test_estimate_scores_blockwise_equal_all_at_once(planted, tmp_path):
     from graphtag.affinity import linearized_logits, task_scores
 
     _, data, model = planted
-    monkeypatch.setattr(GradTAG, "fit_block", 7)  # 40 subsets: blocks of 7, ..., 5
-    gt = GradTAG(num_subsets=40, subset_size=3, proj_dim=32, progress=False)
+    # 40 subsets: blocks of 7, ..., 5
+    gt = GradTAG(num_subsets=40, subset_size=3, proj_dim=32, fit_block=7, progress=False)
     tr, va = gt.collect(model, data, tmp_path / "g")
     gt.estimate(tr, va)
     u = linearized_logits(va.grads, va.logits, gt.coef_, gt.subsets_, offset=False)
@@ -359,3 +362,72 @@ def test_estimate_scores_blockwise_equal_all_at_once(planted, tmp_path, monkeypa
     assert torch.allclose(gt.scores_, ref, atol=1e-12)
     auto = GradTAG(progress=False).estimate(tr, va)  # 12 tasks: 1,000 subsets of 5
     assert auto.subsets_.shape == (1000, 5) and auto.coverage_["pair_fraction"] == 1.0
+
+
+# ------------------------------------------------------------ estimator contract
+def test_gradtag_get_params_round_trip_and_init_stores_unchanged():
+    import inspect
+
+    names = [p for p in inspect.signature(GradTAG.__init__).parameters if p != "self"]
+    kw = dict(num_groups=3, num_subsets=7, subset_size=2, proj_dim=8, lam=0.5,
+              fanouts=(4, 3), max_fit_nodes=None, params="all", fit_block=5, grad_chunk=9,
+              seed=4, progress=False)
+    gt = GradTAG(**kw)
+    p = gt.get_params()
+    assert list(p) == names  # every __init__ argument, nothing else
+    for k, v in kw.items():
+        assert p[k] is v  # stored unchanged
+    assert GradTAG(**p).get_params() == p
+    assert gt.get_params(deep=False) == p  # no nested estimators
+    # invalid values are accepted by __init__ and refused when fitting
+    GradTAG(fit_method="lbfgs", lam=-1.0, proj_dim=0)
+    # no hyperparameter is a class attribute (they would be shared by all instances)
+    assert not set(names) & set(vars(GradTAG))
+
+
+def test_gradtag_set_params():
+    gt = GradTAG(progress=False)
+    assert gt.set_params(lam=2.0, fit_block=3, num_groups=None) is gt
+    assert (gt.lam, gt.fit_block, gt.num_groups) == (2.0, 3, None)
+    assert gt.get_params()["lam"] == 2.0
+    with pytest.raises(ValueError, match="invalid parameter 'lamda'"):
+        gt.set_params(lamda=1.0)
+    assert "lam=2.0" in repr(gt) and "proj_dim" not in repr(gt)
+
+
+def test_gradtag_sklearn_clone():
+    base = pytest.importorskip("sklearn.base")
+    gt = GradTAG(4, num_subsets=10, fanouts=(3, 3), progress=False)
+    gt.affinity_ = np.eye(2)  # a fitted attribute: clone drops it
+    c = base.clone(gt)
+    assert c is not gt and c.get_params() == gt.get_params()
+    assert not hasattr(c, "affinity_")
+
+
+def test_gradtag_fitted_attributes_absent_before_fit(planted, tmp_path):
+    gt = GradTAG(3, num_subsets=30, subset_size=3, proj_dim=16, progress=False)
+    assert not [a for a in vars(gt) if a.endswith("_") and not a.startswith("__")]
+    for a in ("projector_", "subsets_", "coef_", "scores_", "affinity_", "groups_"):
+        assert not hasattr(gt, a)
+    _, data, model = planted
+    gt.fit(model, data, tmp_path / "w")
+    for a in ("projector_", "subsets_", "coverage_", "coef_", "scores_", "base_scores_",
+              "affinity_", "affinity_se_", "groups_", "timings_"):
+        assert hasattr(gt, a), a
+    # the fitted estimate round-trips through save_fitted / load_fitted
+    gt.save_fitted(tmp_path / "aff")
+    back = GradTAG(3, progress=False).load_fitted(tmp_path / "aff")
+    assert np.array_equal(back.affinity_, gt.affinity_)
+    assert torch.equal(back.coef_, gt.coef_) and torch.equal(back.scores_, gt.scores_)
+    assert back.coverage_ == gt.coverage_ and back.group() == gt.groups_
+    with pytest.raises(FileNotFoundError, match=r"affinity\.npy"):
+        GradTAG().load_fitted(tmp_path / "nothing")
+
+
+def test_gradtag_checks_params_when_fitting(planted):
+    _, data, model = planted
+    for kw, msg in [({"fit_block": 0}, "fit_block"), ({"proj_dim": 0}, "proj_dim"),
+                    ({"solver": "magic"}, "solver"), ({"max_fit_nodes": 0}, "max_fit_nodes")]:
+        gt = GradTAG(**kw, progress=False)  # accepted here
+        with pytest.raises(ValueError, match=msg):
+            gt.fit(model, data)

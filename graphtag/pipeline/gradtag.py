@@ -17,11 +17,13 @@ Affinity", KDD 2024. Given a base model trained on all tasks, the estimator
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -44,6 +46,7 @@ from graphtag.affinity import (
     task_scores,
 )
 from graphtag.affinity.mapback import mapback_logits
+from graphtag.affinity.scores import _METRICS
 from graphtag.distributed import (
     all_gather_object,
     barrier,
@@ -56,11 +59,21 @@ from graphtag.distributed import (
 from graphtag.gradients.persample import kronecker_projector
 from graphtag.gradients.store import GradientStore, collect_gradients
 from graphtag.grouping import sdp_groups
+from graphtag.grouping.sdp import Solver
 from graphtag.training.subsets import sample_nodes
 
-__all__ = ["SCORINGS", "GradTAG"]
+__all__ = ["METRICS", "PARAMS", "SCORINGS", "GradTAG"]
 
+#: How subsets are scored (``scoring``).
 SCORINGS = ("linearized", "mapback")
+#: Validation scores averaged into the affinity (``metric``).
+METRICS = _METRICS
+#: Parameters whose gradients are projected (``params``).
+PARAMS = ("shared", "all")
+#: Files of :meth:`GradTAG.save_fitted`: fitted attribute -> file in the folder.
+_FITTED_FILES = {"subsets_": "subsets.npy", "coef_": "coef.npy", "scores_": "scores.npy",
+                 "base_scores_": "base_scores.npy", "affinity_": "affinity.npy",
+                 "affinity_se_": "affinity_se.npy", "coverage_": "coverage.json"}
 
 
 class GradTAG:
@@ -126,13 +139,25 @@ class GradTAG:
         SDP solver for :meth:`group` (``"auto"``, ``"cvxpy"``, ``"bm"``).
     batch_size
         Nodes per vectorised gradient batch.
+    fit_block
+        Subsets fitted per resumable block in :meth:`estimate` (the unit saved to the
+        checkpoint folder and shared over ranks); ``fit_method="stats"`` uses 8 times as many.
+    grad_chunk
+        Nodes per resumable gradient chunk in :meth:`collect` (the unit shared over ranks).
     seed
         Seeds the node samples, projector, subsets and grouping.
     progress
         Progress bars.
 
+    Every parameter is stored unchanged as an attribute of the same name and checked when
+    fitting (scikit-learn's estimator contract): :meth:`get_params`, :meth:`set_params` and
+    ``sklearn.base.clone`` work. Fitted attributes (trailing underscore) exist only once
+    :meth:`fit` (or its steps, or :meth:`load_fitted`) has set them.
+
     Attributes
     ----------
+    projector_ : KroneckerProjector
+        The gradient projector (:meth:`collect`, or :meth:`estimate` with a model).
     subsets_ : ndarray of shape (m, s)
         The sampled task subsets.
     coverage_ : dict
@@ -156,12 +181,6 @@ class GradTAG:
         Seconds per step.
     """
 
-    #: Subsets fitted per resumable block in :meth:`estimate` (the unit shared over ranks);
-    #: ``fit_method="stats"`` uses 8 times as many (see there).
-    fit_block: int = 250
-    #: Nodes per resumable gradient chunk in :meth:`collect` (the unit shared over ranks).
-    grad_chunk: int = 512
-
     def __init__(
         self,
         num_groups: int | None = None,
@@ -182,6 +201,8 @@ class GradTAG:
         params: str = "shared",
         solver: str = "auto",
         batch_size: int = 32,
+        fit_block: int = 250,
+        grad_chunk: int = 512,
         seed: int = 0,
         progress: bool = True,
     ) -> None:
@@ -202,10 +223,70 @@ class GradTAG:
         self.params = params
         self.solver = solver
         self.batch_size = batch_size
+        self.fit_block = fit_block
+        self.grad_chunk = grad_chunk
         self.seed = seed
         self.progress = progress
 
+    # ------------------------------------------------------- estimator contract
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The ``__init__`` parameters, in order (all of them are hyperparameters)."""
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyperparameters, as given to ``__init__`` (or :meth:`set_params`).
+
+        With ``deep``, a parameter that is itself an estimator contributes its own
+        parameters as ``name__param`` too (as in scikit-learn).
+        """
+        out: dict[str, Any] = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params(deep=True).items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> GradTAG:
+        """Set hyperparameters by name (``name__param`` for a nested estimator's); returns
+        ``self``. Values are checked when fitting, as those of ``__init__``."""
+        valid = self._get_param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, sep, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for estimator GradTAG; valid "
+                                 f"parameters are {sorted(valid)}.")
+            if sep:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in
+                    inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                   if not (isinstance(v, type(defaults.get(k))) and v == defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     def _check_params(self, num_tasks: int) -> None:
+        """Check every hyperparameter (at fitting time, not in ``__init__``)."""
+        for name in ("proj_dim", "proj_nnz", "batch_size", "fit_block", "grad_chunk"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1 (got {v!r}).")
+        for name in ("max_fit_nodes", "max_score_nodes"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or None (got {v!r}).")
+        if self.solver not in get_args(Solver):
+            raise ValueError(f"solver must be one of {get_args(Solver)} (got {self.solver!r}).")
         if self.fit_method not in FIT_METHODS:
             raise ValueError(f"fit_method must be one of {FIT_METHODS} (got "
                              f"{self.fit_method!r}).")
@@ -213,10 +294,10 @@ class GradTAG:
             raise ValueError(f"fit_refine must be >= 0 (got {self.fit_refine}).")
         if self.scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {SCORINGS} (got {self.scoring!r}).")
-        if self.params not in ("shared", "all"):
-            raise ValueError(f"params must be 'shared' or 'all' (got {self.params!r}).")
-        if self.metric not in ("neg_logloss", "f1"):
-            raise ValueError(f"metric must be 'neg_logloss' or 'f1' (got {self.metric!r}).")
+        if self.params not in PARAMS:
+            raise ValueError(f"params must be one of {PARAMS} (got {self.params!r}).")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS} (got {self.metric!r}).")
         if self.num_subsets is not None and self.num_subsets < 1:
             raise ValueError(f"num_subsets must be >= 1 or None (got {self.num_subsets}).")
         if self.subset_size is not None and not 1 <= self.subset_size <= num_tasks:
@@ -272,8 +353,9 @@ class GradTAG:
         Subsets are fitted ``block`` (default :attr:`fit_block`) at a time; with
         ``checkpoint_dir``, finished blocks are saved there and reused, so an interrupted
         estimate resumes. ``model`` and ``data``
-        are needed for ``scoring="mapback"`` (and then :meth:`collect` must have run in this
-        object, or :attr:`projector_` be set).
+        are needed for ``scoring="mapback"``; with ``model``, the projector is made here
+        when :meth:`collect` has not run in this object (it depends only on the model's
+        structure and the parameters, so it is the one the stores were collected with).
 
         Under a process group every rank calls this; rank ``r`` fits blocks ``b`` with
         ``b % world == r`` (into ``checkpoint_dir``, which must then be shared, or exchanged
@@ -282,6 +364,8 @@ class GradTAG:
         """
         T = fit_store.num_tasks
         self._check_params(T)
+        if model is not None and not hasattr(self, "projector_"):
+            self.projector_ = self.make_projector(model)
         t0 = time.perf_counter()
         m, s = subset_plan(T, self.num_subsets, self.subset_size)
         self.subsets_ = sample_subsets(T, m, s, seed=self.seed)
@@ -417,6 +501,46 @@ class GradTAG:
         u = torch.from_numpy(np.asarray(store.logits, dtype=np.float64))[None]  # (1, n, T)
         subs = np.arange(store.num_tasks)[None, :]
         return task_scores(u, store.labels, subs, metric=self.metric)[0].numpy()
+
+    # ------------------------------------------------------------ persistence
+    def save_fitted(self, folder: str | os.PathLike) -> None:
+        """Write the fitted estimate (subsets, coefficients, scores, affinity, its standard
+        errors and the coverage) into ``folder``, for :meth:`load_fitted`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for attr, fname in _FITTED_FILES.items():
+            value = getattr(self, attr)
+            tmp = folder / f"{fname}.tmp"
+            if fname.endswith(".json"):
+                tmp.write_text(json.dumps(value, indent=1))
+            else:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, value.numpy() if torch.is_tensor(value) else np.asarray(value))
+            os.replace(tmp, folder / fname)
+
+    def load_fitted(self, folder: str | os.PathLike) -> GradTAG:
+        """Set the fitted attributes from a folder written by :meth:`save_fitted` (the
+        ``affinity/`` stage of a ``graphtag run``); returns ``self``, ready for :meth:`group`.
+
+        ``affinity.npy`` must be there; the other files are read when present (run folders
+        of earlier versions lack some).
+        """
+        folder = Path(folder)
+        if not (folder / "affinity.npy").exists():
+            raise FileNotFoundError(f"{folder / 'affinity.npy'}: no fitted Grad-TAG estimate "
+                                    "here (GradTAG.save_fitted writes one).")
+        for attr, fname in _FITTED_FILES.items():
+            f = folder / fname
+            if not f.exists():
+                continue
+            if fname.endswith(".json"):
+                value: Any = json.loads(f.read_text())
+            else:
+                value = np.load(f)
+                if attr in ("coef_", "scores_"):
+                    value = torch.from_numpy(value)
+            setattr(self, attr, value)
+        return self
 
     def group(self, k: int | None = None, solver: str | None = None) -> list[list[int]]:
         """Step 4: group the tasks by the clustering SDP on :attr:`affinity_`; sets

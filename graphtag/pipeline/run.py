@@ -231,23 +231,18 @@ def run_pipeline(
 
     # 3. subset fits, scores, affinity
     def affinity(folder: Path) -> dict[str, Any]:
-        gt.projector_ = gt.make_projector(model)
+        # with the model, estimate makes the projector when the gradients stage was skipped
         gt.estimate(GradientStore(grads.folder / "train"), GradientStore(grads.folder / "val"),
                     model=model, data=data, checkpoint_dir=folder / "fits")
         if main:  # every rank holds the same estimate; one writes it
-            np.save(folder / "subsets.npy", gt.subsets_)
-            np.save(folder / "coef.npy", gt.coef_.numpy())
-            np.save(folder / "scores.npy", gt.scores_.numpy())
-            np.save(folder / "base_scores.npy", gt.base_scores_)
-            np.save(folder / "affinity.npy", gt.affinity_)
-            np.save(folder / "affinity_se.npy", gt.affinity_se_)
-            _write_json(folder / "coverage.json", gt.coverage_)
+            gt.save_fitted(folder)
         m, size = gt.subsets_.shape
         return {"coverage": gt.coverage_, "timings": gt.timings_,
                 "num_subsets": int(m), "subset_size": int(size)}
     aff = stage("affinity", grads.fingerprint, affinity)
-    A = on_main(lambda: np.load(aff.folder / "affinity.npy"))
-    gt.affinity_ = A  # also when the affinity stage was skipped and grouping is redone
+    # the estimate from its folder, also when the affinity stage was skipped and grouping is
+    # redone (rank 0 groups; the others get the affinity for the report)
+    A = on_main(lambda: gt.load_fitted(aff.folder).affinity_)
 
     # 4. groupings. Each method is a sub-stage with its own fingerprint, so adding a method
     #    computes only that one; DMTG, TAG and the oracle train networks of their own.

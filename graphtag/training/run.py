@@ -8,11 +8,9 @@ earlier result is overwritten by accident.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from torch_geometric.data import Data
 
 from graphtag._io import write_json as _write_json
+from graphtag.config import TrainConfig
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, broadcast_object, is_main, main_first, on_main
 from graphtag.models import build_model
@@ -27,75 +26,6 @@ from graphtag.training.metrics import constant_predictor_f1
 from graphtag.training.trainer import Trainer, seed_everything
 
 __all__ = ["TrainConfig", "build_trainer", "train_run"]
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (stored as ``config.json``)."""
-
-    dataset: str = "amazon-top100"
-    root: str = "data"
-    num_tasks: int | None = None
-    features: str = "spectral"
-    num_features: int = 64
-    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    model: str = "sage"
-    hidden_channels: int = 128
-    num_layers: int = 2
-    dropout: float = 0.5
-    epochs: int = 50
-    batch_size: int = 512
-    num_neighbors: tuple[int, ...] = (15, 10)
-    lr: float = 0.01
-    weight_decay: float = 0.0
-    patience: int | None = 10
-    pos_weight: float | str | None = "auto"
-    full_batch: bool = False
-    combiner: str = "equal"
-    seed: int = 0
-    device: str = "cpu"
-    # your own data (see graphtag.datasets.files): the labels file of an edge list, and
-    # what to do with labelled ids missing from the graph and with single-class tasks
-    labels: str | None = None
-    labels_format: str = "auto"
-    unknown_nodes: str = "error"
-    constant_tasks: str = "error"
-
-    def __post_init__(self) -> None:
-        from graphtag.training.checks import raise_problems, train_problems
-
-        raise_problems(train_problems(self), "training config")
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["split"], d["num_neighbors"] = list(self.split), list(self.num_neighbors)
-        for k, v in _DATA_DEFAULTS.items():  # at their defaults they are left out, so the
-            if d[k] == v:                     # configs of earlier runs compare equal
-                del d[k]
-        return d
-
-    def data_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`graphtag.load_dataset` this config sets."""
-        return dict(features=self.features, num_features=self.num_features, split=self.split,
-                    seed=self.seed, labels=self.labels, labels_format=self.labels_format,
-                    unknown_nodes=self.unknown_nodes, constant_tasks=self.constant_tasks)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(names)}.")
-        d = dict(d)
-        if "split" in d:
-            d["split"] = tuple(d["split"])
-        if "num_neighbors" in d:
-            d["num_neighbors"] = tuple(d["num_neighbors"])
-        return cls(**d)
-
-
-_DATA_DEFAULTS = {"labels": None, "labels_format": "auto", "unknown_nodes": "error",
-                  "constant_tasks": "error"}
 
 
 def build_trainer(
