@@ -1,4 +1,4 @@
-r"""Task weighting by projection of each task gradient onto a common direction.
+r"""Consensus-cosine task weighting (after Bohn et al. 2024; not their algorithm, see below).
 
 What is implemented (:func:`gradproj_weights`), from the Gram matrix ``G = J J^T``:
 
@@ -14,12 +14,14 @@ All inner products come from ``G``: ``g_k . d = (G n)_k`` and ``||d||^2 = n^T G 
 ``n_k = 1 / ||g_k||`` (or ``n = 1``). If ``d = 0`` (perfect cancellation) or no task has a
 positive projection, the weights fall back to ``w = 1`` (equal weighting).
 
-Reference and honesty note: the brief for this module cites Bohn, Freeman, Tercan, Meisen,
-*Task Weighting through Gradient Projection for Multitask Learning* (arXiv:2409.01793, 2024).
-From that paper's abstract, its method is different: it keeps PCGrad's projections and makes
-task priorities a *probability distribution over which gradient gets projected when two
-tasks conflict*, leaving non-conflicting tasks untouched. The formula above is the cosine-to-
-consensus weighting specified by the brief, not a reproduction of that paper's algorithm.
+What this is not: the method was asked for as Bohn, Freeman, Tercan, Meisen, *Task
+Weighting through Gradient Projection for Multitask Learning* (arXiv:2409.01793, 2024), the
+reason for the registry name ``"gradproj"``. From that paper's abstract, its method is
+different: it keeps PCGrad's projections and makes task priorities a *probability
+distribution over which gradient gets projected when two tasks conflict*, leaving
+non-conflicting tasks untouched. The formula above weights tasks by their cosine to the
+consensus direction; it is not a reproduction of that paper's algorithm, and results with it
+say nothing about Bohn et al.'s method.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def gradproj_weights(G: Tensor, direction: str = "normalized") -> Tensor:
 
 
 class GradProj(GramCombiner):
-    """Shared update ``sum_k w_k g_k`` with :func:`gradproj_weights` (see the module notes).
+    """Consensus-cosine weighting: shared update ``sum_k w_k g_k`` with :func:`gradproj_weights`
+    (after Bohn et al., not their algorithm: see the module notes).
 
     Parameters
     ----------

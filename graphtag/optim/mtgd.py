@@ -1,10 +1,10 @@
-r"""Multi-task gradient descent with task transference (MTGD).
+r"""MTGD-style head mixing on one shared encoder, after multi-task gradient descent (MTGD).
 
 Bai, Ong, He, Gupta, *Multi-task gradient descent for multi-task learning*, Memetic Computing
-12(4), 2020 (the brief also names Bai, Gupta, Ong, *Multi-task learning with multi-task
-optimization*). Every task ``k`` has its own parameters ``theta_k``; each step it takes a
-weighted average of all tasks' parameters with a row-stochastic *transfer matrix* ``M`` and a
-gradient step on its own loss (:func:`mtgd_step`, ``order="cta"``):
+12(4), 2020 (see also Bai, Gupta, Ong, *Multi-task learning with multi-task optimization*).
+In the paper every task ``k`` has its own parameters ``theta_k``; each step it takes a
+weighted average of all tasks' parameters with a row-stochastic *transfer matrix* ``M`` and
+a gradient step on its own loss (:func:`mtgd_step`, ``order="cta"``):
 
 .. math::
     \theta_k \leftarrow \sum_j M_{kj} \theta_j - \eta \nabla L_k(\theta_k).
@@ -136,7 +136,8 @@ def _task_rows(head: nn.Module) -> list[tuple[nn.Linear, list[int]]]:
 
 
 class MTGD(GramCombiner):
-    """MTGD for a shared encoder with per-task head rows (see the module docstring).
+    """MTGD-style head mixing with one shared encoder, not the paper's ``K`` copies (see the
+    module docstring: exact for the per-task head rows, a consensus weighting for the encoder).
 
     Parameters
     ----------

@@ -8,8 +8,9 @@ and the update of the shared parameters is ``w^T J``. Every method here fits thi
 * PCGrad: ``w = sum_i c_i`` where ``c_i`` expresses the projected ``g_i`` in the original
   gradients (:func:`~graphtag.optim.pcgrad_coefficients`);
 * FairGrad: ``w`` solves ``G w = w^(-1/alpha)`` (:func:`~graphtag.optim.fairgrad_weights`);
-* gradient-projection weighting (:func:`~graphtag.optim.gradproj_weights`);
-* MTGD's consensus update: ``w`` = column sums of the transfer matrix.
+* consensus-cosine weighting, after Bohn et al. (:func:`~graphtag.optim.gradproj_weights`);
+* MTGD-style consensus update of one shared encoder: ``w`` = column sums of the transfer
+  matrix.
 
 Working from ``G`` makes the weighting cost independent of the number ``p`` of shared
 parameters: only forming ``J`` and ``G`` (``O(K^2 p)``) and the final ``w^T J`` touch ``p``.
