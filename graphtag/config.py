@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
+from graphtag.grouping.registry import RUN_GROUPINGS
+
 __all__ = [
     "COMBINER_METHODS",
     "GROUPING_METHODS",
@@ -38,8 +40,9 @@ __all__ = [
 
 #: Task groupings a run can train and compare: Grad-TAG, two baselines on the same affinity,
 #: single-task learning, the grouping peers DMTG and TAG, and the true-affinity oracle (a
-#: model trained per task subset, :class:`~graphtag.affinity.TrueAffinity`).
-GROUPING_METHODS = ("gradtag", "spectral", "random", "stl", "dmtg", "tag", "oracle")
+#: model trained per task subset, :class:`~graphtag.affinity.TrueAffinity`); the ones
+#: :data:`graphtag.grouping.registry.GROUPINGS` marks for runs, in its order.
+GROUPING_METHODS = tuple(RUN_GROUPINGS)
 #: Gradient-combination peers: one model on all tasks, trained with that combiner.
 COMBINER_METHODS = ("pcgrad", "fairgrad", "mtgd", "gradproj")
 #: Everything ``methods`` may list (MTL, the base model itself, is always reported).

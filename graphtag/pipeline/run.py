@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from graphtag._io import write_json as _write_json
 from graphtag.affinity.oracle import TrueAffinity
 from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, init_from_env, is_main, main_first, on_main
 from graphtag.gradients.store import GradientStore
-from graphtag.grouping import group_pvalues, random_groups, singleton_groups, spectral_groups
+from graphtag.grouping import GROUPINGS, group_pvalues, singleton_groups
 from graphtag.models import build_model
 from graphtag.pipeline.config import COMBINER_METHODS, GROUPING_METHODS, RunConfig
 from graphtag.pipeline.gradtag import GradTAG
@@ -49,12 +50,6 @@ from graphtag.training.run import train_run
 __all__ = ["load_base_model", "run_pipeline"]
 
 GRADIENT_MODELS = ("sage", "sign")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:
@@ -102,28 +97,21 @@ def _ari(truth: np.ndarray, groups: list[list[int]]) -> float:
     return float(adjusted_rand_score(truth, lab))
 
 
-def _group(name: str, config: RunConfig, data: Data, A: np.ndarray, k: int, gt: GradTAG,
+def _group(name: str, config: RunConfig, data: Data, A: np.ndarray, k: int,
            progress: bool) -> list[list[int]]:
-    """Groups of one grouping method."""
-    if name == "gradtag":
-        return gt.group(k)
-    if name == "spectral":
-        return spectral_groups(A, k, config.seed)
-    if name == "random":
-        return random_groups(A.shape[0], k, config.seed)
-    from graphtag.grouping import dmtg_groups, tag_groups
-
-    common = dict(model=config.model, hidden_channels=config.hidden_channels,
-                  num_layers=config.num_layers, seed=config.seed, device=config.device,
-                  progress=progress)
+    """Groups of one grouping method of the registry (:data:`graphtag.grouping.GROUPINGS`):
+    of the affinity ``A`` or of ``data``, with the options it takes from the config."""
+    method = GROUPINGS.get(name)
+    if method is None or method.reads not in ("affinity", "data"):
+        raise ValueError(f"unknown grouping method {name!r}.")
+    options: dict[str, Any] = dict(
+        solver=config.solver, model=config.model, hidden_channels=config.hidden_channels,
+        num_layers=config.num_layers, device=config.device, progress=progress,
+        num_lookaheads=config.tag_lookaheads)
     if config.peer_epochs is not None:
-        common["epochs"] = config.peer_epochs
-    if name == "dmtg":
-        return dmtg_groups(data, k, **common).groups
-    if name == "tag":
-        return tag_groups(data, k, solver=config.solver, num_lookaheads=config.tag_lookaheads,
-                          **common).groups
-    raise ValueError(f"unknown grouping method {name!r}.")
+        options["epochs"] = config.peer_epochs
+    source = A if method.reads == "affinity" else data
+    return method(source, k, config.seed, **method.select(options))
 
 
 def run_pipeline(
@@ -296,7 +284,7 @@ def run_pipeline(
             if not sub.done:
                 sub.begin()
                 say(f"[grouping] {name}")
-                _write_json(sub.folder / "groups.json", _group(name, config, data, A, k, gt,
+                _write_json(sub.folder / "groups.json", _group(name, config, data, A, k,
                                                                progress))
                 sub.finish()
             secs[name] = sub.seconds()
