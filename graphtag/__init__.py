@@ -12,11 +12,11 @@ and :mod:`graphtag.cli`.
 """
 
 import importlib as _importlib
-import warnings as _warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from graphtag.affinity import TrueAffinity
+    from graphtag.config import RunConfig, TrainConfig
     from graphtag.datasets import (
         MultiLabelMat,
         SNAPCommunities,
@@ -25,8 +25,14 @@ if TYPE_CHECKING:
     )
     from graphtag.models import SIGN, GroupedHeads, MultiLabelHead, MultitaskGNN, build_model
     from graphtag.optim import EqualWeighting, LossCombiner, make_combiner
-    from graphtag.pipeline import GradTAG, RunConfig, run_pipeline
-    from graphtag.training import Trainer, multitask_scores, seed_everything
+    from graphtag.pipeline import GradTAG, run_pipeline
+    from graphtag.training import (
+        Trainer,
+        multitask_scores,
+        seed_everything,
+        train_groups,
+        train_run,
+    )
 
 # Names load their module on first use (PEP 562), so `import graphtag` and commands that need
 # no model (`graphtag datasets info --data FILE`) do not pay for importing torch and PyG.
@@ -39,15 +45,16 @@ _LAZY = {
     "build_model": "graphtag.models",
     "EqualWeighting": "graphtag.optim", "LossCombiner": "graphtag.optim",
     "make_combiner": "graphtag.optim",
-    "GradTAG": "graphtag.pipeline", "RunConfig": "graphtag.pipeline",
-    "run_pipeline": "graphtag.pipeline",
+    "GradTAG": "graphtag.pipeline", "run_pipeline": "graphtag.pipeline",
+    "RunConfig": "graphtag.config", "TrainConfig": "graphtag.config",
     "Trainer": "graphtag.training", "multitask_scores": "graphtag.training",
-    "seed_everything": "graphtag.training",
+    "seed_everything": "graphtag.training", "train_groups": "graphtag.training",
+    "train_run": "graphtag.training",
 }
 
 
-_SUBPACKAGES = {"affinity", "cli", "datasets", "distributed", "gradients", "grouping", "models",
-                "optim", "pipeline", "projection", "training"}
+_SUBPACKAGES = {"affinity", "cli", "config", "datasets", "distributed", "gradients", "grouping",
+                "models", "optim", "pipeline", "projection", "training"}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,12 +65,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'graphtag' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBPACKAGES)
 
-# torch-sparse's SpMM goes through torch's CSR tensors, which announce themselves on first use;
-# the messages are about torch internals, not about anything a user can act on.
-_warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-_warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+__version__ = "0.1.0"
 
 __all__ = [
     "SIGN",
@@ -76,6 +82,7 @@ __all__ = [
     "MultitaskGNN",
     "RunConfig",
     "SNAPCommunities",
+    "TrainConfig",
     "Trainer",
     "TrueAffinity",
     "__version__",
@@ -86,4 +93,6 @@ __all__ = [
     "run_pipeline",
     "seed_everything",
     "synthetic_communities",
+    "train_groups",
+    "train_run",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,24 @@ from torch_geometric.typing import Adj
 __all__ = ["CONVS", "GNNEncoder", "MultitaskGNN"]
 
 CONVS = ("sage", "gcn", "gin")
+
+
+@contextlib.contextmanager
+def _quiet_sparse(adj: Adj) -> Iterator[None]:
+    """Silence torch's notices about CSR tensors while convolving over a ``SparseTensor``.
+
+    torch-sparse's SpMM goes through torch's CSR tensors, which announce themselves on first
+    use ("Sparse CSR tensor support is in beta", "Sparse invariant checks are implicitly
+    disabled"); the messages are about torch internals, not about anything a user can act on.
+    The filter holds only inside the block (importing graphtag changes no warning filter).
+    """
+    if isinstance(adj, Tensor):  # an edge_index: no CSR tensor is built
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+        yield
 
 
 def _make_conv(kind: str, in_ch: int, out_ch: int) -> nn.Module:
@@ -67,10 +88,11 @@ class GNNEncoder(nn.Module):
             c.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Adj) -> Tensor:
-        for i, conv in enumerate(self.convs):
-            if i > 0:
-                x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index).relu()
+        with _quiet_sparse(edge_index):
+            for i, conv in enumerate(self.convs):
+                if i > 0:
+                    x = F.dropout(x, p=self.dropout, training=self.training)
+                x = conv(x, edge_index).relu()
         return x
 
     @torch.no_grad()
@@ -81,8 +103,9 @@ class GNNEncoder(nn.Module):
         sparse-dense product: memory ``O(E + N * hidden)``, never ``O(E * hidden)``. Exact
         (no neighbour sampling), unlike minibatch inference.
         """
-        for conv in self.convs:
-            x = conv(x, adj_t).relu()
+        with _quiet_sparse(adj_t):
+            for conv in self.convs:
+                x = conv(x, adj_t).relu()
         return x
 
 
