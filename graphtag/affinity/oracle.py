@@ -131,6 +131,11 @@ class TrueAffinity:
     seed
         Seeds the subsets, the score nodes, and each subset's training (subset ``k`` from
         ``seed`` and ``k``, so results do not depend on blocks, ranks or resumes).
+    common_init
+        Train every subset from the same initialisation, batch order and dropout draws
+        (seeded by ``seed`` alone: common random numbers). Differences between subsets then
+        come from their tasks, not from training noise, which otherwise swamps the small
+        transfer effects the affinity averages (see ``bench/oracle.py``).
     progress
         Progress bar over the subsets.
 
@@ -189,6 +194,7 @@ class TrueAffinity:
         solver: str = "auto",
         device: str | torch.device = "cpu",
         seed: int = 0,
+        common_init: bool = False,
         progress: bool = True,
     ) -> None:
         self.num_groups = num_groups
@@ -205,6 +211,7 @@ class TrueAffinity:
         self.solver = solver
         self.device = device
         self.seed = seed
+        self.common_init = common_init
         self.progress = progress
 
     @property
@@ -366,7 +373,7 @@ class TrueAffinity:
     def _train_one(self, work: nn.Module, base_state: dict[str, Tensor], data: Data,
                    tasks: Tensor, k: int, inputs: ModelInputs) -> None:
         """Train ``work`` on subset ``k``'s tasks, from the base weights or from scratch."""
-        seed = self.seed * 1_000_003 + k
+        seed = self.seed * 1_000_003 + (0 if self.common_init else k)
         if self.mode == "finetune":
             work.load_state_dict(base_state)
         else:
@@ -396,7 +403,8 @@ class TrueAffinity:
             "subsets": self.subsets_.tolist(), "mode": self.mode, "epochs": self.epochs_,
             "lr": self.lr, "batch_size": self.batch_size,
             "num_neighbors": list(self.num_neighbors), "full_batch": self.full_batch,
-            "metric": self.metric, "seed": self.seed, "nodes": nodes.tolist(),
+            "metric": self.metric, "seed": self.seed,
+            "common_init": self.common_init, "nodes": nodes.tolist(),
             "model": h.hexdigest(), "data": summary,
         }, sort_keys=True, default=str).encode()).hexdigest()
         f = ck / "oracle.json"
