@@ -14,7 +14,7 @@ as ``bench/community.py`` trains its combiner rows (same RunConfig, data, split,
 
 Usage::
 
-    python3 bench/peer_variants.py                       # blogcatalog, seeds 0-2 (~3 min)
+    python3 bench/peer_variants.py                       # blogcatalog, seeds 0-2 (~5 min)
     python3 bench/peer_variants.py --datasets amazon-top100 --variants mtl fairgrad-ridge1
     python3 bench/peer_variants.py --datasets dblp --seeds 0   # slow: minutes per model
 
