@@ -378,9 +378,10 @@ class RunConfig(TrainConfig):
             raise ValueError(f"methods {bad} unknown; choose from {METHODS} (MTL, the base "
                              "model, is always reported).")
         if self.model not in _GRADIENT_MODELS:
+            names = _GRADIENT_MODELS.names()
+            hint = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
-                             f"{_GRADIENT_MODELS.names()}; got model={self.model!r} (use "
-                             "--model sage or sign).")
+                             f"{names}; got model={self.model!r} (use --model {hint}).")
         from graphtag.affinity import FIT_METHODS
 
         if self.fit_method not in FIT_METHODS:

@@ -158,8 +158,8 @@ def test_validation_happens_in_the_config_before_any_work():
     msg = str(e.value)
     for name in ("lam", "dropout", "proj_nnz", "split"):
         assert name in msg
-    with pytest.raises(ValueError, match="sage or sign"):
-        RunConfig(model="gcn")
+    with pytest.raises(ValueError, match="per-sample gradients"):
+        RunConfig(model="mlp")
 
 
 def _readme_commands() -> list[tuple[str, list[str]]]:

@@ -315,8 +315,8 @@ def test_run_pipeline_resumes_interrupted_stage(tmp_path, monkeypatch):
 
 
 def test_run_pipeline_rejects_models_without_gradients(tmp_path):
-    with pytest.raises(ValueError, match="sage or sign"):
-        _run(_cfg(model="gcn"), tmp_path / "run", tmp_path / "data")
+    with pytest.raises(ValueError, match="per-sample gradients"):
+        _run(_cfg(model="mlp"), tmp_path / "run", tmp_path / "data")
     with pytest.raises(ValueError, match="methods"):
         _cfg(methods=("gradtag", "magic"))
 
