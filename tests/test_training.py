@@ -234,3 +234,58 @@ def test_constant_predictor_f1_equals_scoring_all_positive():
     lm = torch.rand(300, 6, generator=g) > 0.3
     ref = multitask_scores(y, torch.ones(300, 6), lm)["macro_f1"]
     assert constant_predictor_f1(y, lm) == pytest.approx(ref, abs=1e-12)
+
+
+# ------------------------------------------------------------ batches split across ranks
+def _epoch(data, world, **kw):
+    from graphtag.training.batching import iter_batches
+
+    args = dict(uses_graph=True, xs=None, full_batch=False, batch_size=100,
+                num_neighbors=(4, 3), device=torch.device("cpu"))
+    args.update(kw)
+    return [list(iter_batches(data, gen=torch.Generator().manual_seed(0), cache={},
+                              rank=r, world=world, **args)) for r in range(world)]
+
+
+@pytest.mark.parametrize("conv", ["sage", "gcn"])
+def test_rank_shares_of_a_global_batch_give_its_logits(amazon_data, conv):
+    """Three ranks' shares (seeds, upstream subgraph, dropout rows) reproduce the global
+    batch: the same logits row for row, and loss weights summing to one per task."""
+    from graphtag.training.batching import RowDropout
+
+    d = amazon_data.clone()
+    d.label_mask = torch.rand(d.y.shape, generator=torch.Generator().manual_seed(0)) > 0.3
+    torch.manual_seed(0)
+    model = MultitaskGNN(d.num_features, 16, d.y.size(1), conv=conv, dropout=0.5).train()
+    (whole,), shares = _epoch(d, 1), _epoch(d, 3)
+    assert all(len(s) == len(whole) for s in shares)
+    for i in (0, len(whole) - 1):
+        with RowDropout(whole[i], seed=7):
+            ref = model(*whole[i].args)[whole[i].rows]
+        parts, weights = [None] * ref.size(0), []
+        for r in range(3):
+            b = shares[r][i]
+            with RowDropout(b, seed=7):
+                out = model(*b.args)[b.rows]
+            for j, row in enumerate(range(r, ref.size(0), 3)):
+                parts[row] = out[j]
+            weights.append(b.weight)
+            if r < ref.size(0):  # else a stand-in row with weight 0 (the last batch is 1 node)
+                assert torch.equal(b.y, whole[i].y[r::3])
+            else:
+                assert not b.weight.any()
+        assert torch.allclose(torch.stack(parts), ref, atol=1e-5)
+        lm = whole[i].label_mask
+        assert torch.allclose(sum(weights), (lm.sum(0) > 0).float())
+
+
+def test_sign_and_full_batch_shares_cover_each_batch_once(amazon_data):
+    from graphtag.models.sign import sign_propagate
+
+    xs = sign_propagate(amazon_data.x, amazon_data.edge_index, 2, amazon_data.num_nodes)
+    for kw in (dict(uses_graph=False, xs=xs), dict(full_batch=True)):
+        (whole,), shares = _epoch(amazon_data, 1, **kw), _epoch(amazon_data, 2, **kw)
+        for i, b in enumerate(whole):
+            ys = torch.cat([s[i].y for s in shares])
+            assert ys.shape == b.y.shape
+            assert torch.allclose(sum(s[i].weight for s in shares), torch.ones(b.y.size(1)))

@@ -235,7 +235,8 @@ class RowDropout(TorchFunctionMode):
     ``seed`` and the call's number, and keeps the rows of its input: ``batch.ids`` for an
     input with one row per input node, ``ids[batch.rows]`` for one with a row per loss row
     (a head restricted to those rows). The draw is the same on every rank, so it does not
-    depend on how a global batch is split.
+    depend on how a global batch is split. Dropout on other tensors (not one row per node)
+    is left to torch in one process and refused on a rank's share.
     """
 
     def __init__(self, batch: NodeBatch, seed: int) -> None:
@@ -246,15 +247,14 @@ class RowDropout(TorchFunctionMode):
         self.num_rows = (len(range(*rows.indices(self.num_input))) if isinstance(rows, slice)
                          else int(rows.sum()) if rows.dtype == torch.bool else rows.numel())
 
-    def _global_rows(self, k: int) -> Tensor | slice:
+    def _global_rows(self, k: int) -> Tensor | slice | None:
+        """The global rows of an input of ``k`` rows; None when they are not node rows."""
         ids, rows = self.batch.ids, self.batch.rows
         if k == self.num_input:
             return slice(0, k) if ids is None else ids
         if k == self.num_rows:
             return rows if ids is None else ids[rows]
-        raise RuntimeError(
-            f"dropout on a tensor of {k} rows, neither the batch's {self.num_input} input rows "
-            f"nor its {self.num_rows} loss rows; RowDropout cannot tell whose rows they are.")
+        return None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -263,6 +263,14 @@ class RowDropout(TorchFunctionMode):
         x, p, training = _dropout_args(*args, **kwargs)
         if not training or p == 0.0:
             return func(*args, **kwargs)
+        where = self._global_rows(x.size(0)) if x.dim() > 0 else None
+        if where is None:  # e.g. dropout on edges: fine in one process, unsplittable in N
+            if self.batch.ids is None:
+                return func(*args, **kwargs)
+            raise RuntimeError(
+                f"dropout on a tensor of {x.size(0) if x.dim() else 0} rows, neither the "
+                f"batch's {self.num_input} input rows nor its {self.num_rows} loss rows; "
+                "data-parallel training cannot split it across ranks.")
         if p >= 1.0:
             return x * 0.0
         g = torch.Generator(device=x.device)
@@ -270,5 +278,5 @@ class RowDropout(TorchFunctionMode):
         self.calls += 1
         u = torch.rand((self.batch.num_global, *x.shape[1:]), generator=g, device=x.device,
                        dtype=x.dtype)
-        keep = u[self._global_rows(x.size(0))] >= p
+        keep = u[where] >= p
         return x * keep.to(x.dtype) * (1.0 / (1.0 - p))

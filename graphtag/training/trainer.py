@@ -44,8 +44,7 @@ class Trainer:
     """Train a multitask model on all tasks at once.
 
     Graph models (``model.uses_graph``, e.g. :class:`~graphtag.models.MultitaskGNN`) train on
-    :class:`~torch_geometric.loader.NeighborLoader` minibatches (or the full graph with
-    ``full_batch=True``); :class:`~graphtag.models.SIGN` trains on node minibatches of its
+    neighbour-sampled minibatches (or the full graph with ``full_batch=True``); :class:`~graphtag.models.SIGN` trains on node minibatches of its
     precomputed hops. The loss is the masked per-task BCE
     (:func:`~graphtag.training.masked_bce_per_task`) combined by ``combiner``; Adam
     optimises it; training stops early when validation macro-F1 has not improved for
@@ -94,22 +93,17 @@ class Trainer:
     Notes
     -----
     Distributed training. Every rank builds the same model and calls :meth:`fit` with the
-    same data. An epoch is the same sequence of global batches of ``batch_size`` training
-    nodes on every rank (one shuffle, and for neighbour sampling one sampling seed per
-    global batch, all drawn from the shared seeded generator); rank ``r`` takes the batch's
-    seeds ``r, r + world, ...`` and the part of the batch's sampled subgraph they depend on
-    (see :mod:`graphtag.training.batching`), and dropout masks are drawn per global batch
-    and global row (:class:`~graphtag.training.batching.RowDropout`). Each rank weights its
-    per-task mean loss by its share of the batch's labelled rows, so the ranks' losses sum
-    to the global batch's; with the default combiner the model is wrapped in
-    :class:`~torch.nn.parallel.DistributedDataParallel` summing the gradients, and the
-    update equals a one-process update: the same model on any number of processes, to
-    floating-point rounding. Another combiner computes its own gradients from each rank's
-    local mean losses, which are then averaged over the ranks (a data-parallel variant, not
-    the combiner on the union batch: close to, not equal to, a one-process run). Rank 0
-    evaluates, decides early stopping and writes the checkpoints; the others receive its
-    numbers, so every rank takes the same decisions and ends with the same weights. A resume
-    continues on any number of processes.
+    same data. Every rank sees the same global batches (shuffle and sampling seeds from the
+    shared generator) and takes its share of each: seeds ``r, r + world, ...`` and the part
+    of the sampled subgraph they depend on, with dropout drawn per global row
+    (:mod:`graphtag.training.batching`). Its per-task losses are weighted by its share of
+    the batch's labelled rows, so they sum over the ranks to the global batch's; with the
+    default combiner :class:`~torch.nn.parallel.DistributedDataParallel` sums the gradients
+    and each update is the one-process update: the same model on any number of processes,
+    to floating-point rounding. Another combiner is applied to each rank's local mean losses
+    and the gradients are averaged (close to, not equal to, a one-process run). Rank 0
+    evaluates, decides early stopping and writes the checkpoints, so every rank takes the
+    same decisions; a resume continues on any number of processes.
 
     Attributes
     ----------
