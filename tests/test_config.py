@@ -108,7 +108,7 @@ def test_new_options_reach_every_field():
 
 @pytest.mark.parametrize("argv", [
     ["train", "--pos-weight", "lots"], ["train", "--model", "nope"],
-    ["run", "--model", "gcn"], ["train", "--split", "0.5", "0.5"],
+    ["run", "--model", "mlp"], ["train", "--split", "0.5", "0.5"],
     ["run", "--grad-params", "head"], ["train", "--epochs", "many"],
 ])
 def test_bad_values_are_refused_by_the_parser(argv, capsys):

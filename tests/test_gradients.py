@@ -160,9 +160,17 @@ def test_mismatched_store_is_refused(data, tmp_path):
 
 
 def test_bad_inputs(data, tmp_path):
-    gcn = MultitaskGNN(8, 4, 6, conv="gcn")
-    with pytest.raises(ValueError, match="conv='sage' and SIGN"):
-        GradientModel(gcn, data)
+    class Embedded(torch.nn.Module):  # most weights outside linear layers
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Parameter(torch.zeros(300, 20))
+            self.head = torch.nn.Linear(20, 6)
+
+        def forward(self, x, edge_index):
+            return self.head(self.emb[: x.shape[0]])
+
+    with pytest.raises(ValueError, match="outside linear layers"):
+        GradientModel(Embedded(), data)
     sage = MultitaskGNN(8, 4, 6)
     with pytest.raises(ValueError, match="in_dim"):
         _store(data, sage, SparseProjector(10, 4, nnz=2), tmp_path / "x")

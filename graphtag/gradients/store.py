@@ -151,8 +151,9 @@ def collect_gradients(
     Parameters
     ----------
     model
-        Trained :class:`~graphtag.models.MultitaskGNN` (``sage``) or :class:`~graphtag.models.SIGN`
-        (put in eval mode).
+        Trained model whose weights sit in linear layers: :class:`~graphtag.models.MultitaskGNN`
+        (any conv), :class:`~graphtag.models.SIGN`, or a user model
+        (see :class:`~graphtag.gradients.GradientModel`; put in eval mode).
     data
         The graph the model was trained on.
     nodes
@@ -195,7 +196,8 @@ def collect_gradients(
             "kronecker_projector(model, ..., shared_only=True)."
         )
     nodes = torch.as_tensor(nodes, dtype=torch.long)
-    N, T, d = nodes.numel(), model.num_tasks, projector.out_dim
+    N, d = nodes.numel(), projector.out_dim
+    T = gm.num_tasks if gm.num_tasks is not None else gm._num_tasks(gm.inputs(nodes[:1]))
     out = Path(out_dir)
     manifest = {
         "version": 1,
@@ -206,7 +208,7 @@ def collect_gradients(
         "num_tasks": T,
         "dim": d,
         "dtype": dtype,
-        "fanouts": list(gm.fanouts) if gm.kind == "sage" else None,
+        "fanouts": list(gm.fanouts) if gm.uses_graph else None,
         "seed": seed,
         "chunk_size": chunk_size,
         "nodes_sha256": hashlib.sha256(nodes.numpy().tobytes()).hexdigest(),

@@ -49,7 +49,7 @@ from graphtag.training.run import train_run
 
 __all__ = ["load_base_model", "run_pipeline"]
 
-GRADIENT_MODELS = ("sage", "sign")
+GRADIENT_MODELS = ("sage", "gcn", "gin", "sign")
 
 
 def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:

@@ -1,0 +1,519 @@
+"""Per-sample gradient factors read off the model's own forward pass, with module hooks.
+
+For a linear layer ``y = x W^T + b`` applied to the rows of a batch, the gradient of one
+output scalar with respect to ``W`` is ``sum_rows outer(dy_row, x_row)`` and with respect to
+``b`` is ``sum_rows dy_row``. When every sample of the batch has its own rows and no row
+influences another sample (a batch of disjoint per-seed computation trees,
+:mod:`graphtag.gradients.trees`, or the independent rows of an MLP over precomputed features),
+one reverse pass with a cotangent on *every* sample's output at once gives, at each row, the
+signal back-propagated from that row's own sample; per-sample gradients are then sums over
+each sample's rows. So no forward pass is written twice: the model runs as it is, and
+
+* a forward hook on every ``nn.Linear`` (or PyG ``torch_geometric.nn.dense.linear.Linear``)
+  records the layer's input rows and exposes its output rows to ``autograd.grad``;
+* a one-line "bias owned by the module" rule covers PyG convolutions that add their own
+  ``bias`` to their output (``GCNConv``, ``GraphConv``, ...): the signal at the module's
+  output, summed over rows;
+* any other trainable parameter (e.g. ``GINConv``'s ``eps``) is differentiated in forward
+  mode, one ``jvp`` per element (so they must be few).
+
+Two costs are cut without knowing the model:
+
+* *probing*: one cheap reverse pass with a random cotangent marks the rows whose signal is
+  zero for every sample (nodes deeper than a layer's receptive field, placeholders). Those
+  rows are held constant in the real pass, so no layer spends a matrix product on them;
+* *trimming* (graph models): trees are laid out level by level, so the nodes a message
+  passing layer still needs are a prefix of the rows. Hooks on the top-level
+  ``MessagePassing`` layers cut each layer's input to that prefix (PyG's ``trim_to_layer``).
+  Trimming changes some models (``GCNConv`` normalises by degrees the trimmed edges change),
+  so it is used only when the trimmed forward gives the untrimmed logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, jvp, vjp, vmap
+
+from graphtag.gradients.trees import ComputationTrees
+
+__all__ = ["LINEAR_TYPES", "Factors", "RowBatch", "capture_factors", "graph_batch",
+           "is_linear", "rows_batch"]
+
+try:  # PyG's Linear is a torch.nn.Module with .weight and .bias, not a torch.nn.Linear
+    from torch_geometric.nn.dense.linear import Linear as _PygLinear
+
+    LINEAR_TYPES: tuple[type, ...] = (nn.Linear, _PygLinear)
+except ImportError:  # pragma: no cover
+    LINEAR_TYPES = (nn.Linear,)
+
+
+def is_linear(m: nn.Module) -> bool:
+    return isinstance(m, LINEAR_TYPES)
+
+
+@dataclass
+class RowBatch:
+    """A batch of ``B`` independent samples laid out as the rows of the model's input.
+
+    ``row_of[b, j]`` is the row of sample ``b``'s position ``j`` (every sample has the same
+    ``n`` positions); row sets a layer may see are prefixes of ``sizes`` rows (the roots are
+    always the first ``B`` rows).
+    """
+
+    args: tuple
+    B: int
+    row_of: Tensor  # (B, n)
+    tree_of_row: Tensor  # (N,)
+    pos_of_row: Tensor  # (N,)
+    level_sizes: list[int] = field(default_factory=list)  # rows per level (graphs)
+    edge_level: Tensor | None = None  # level of each edge's target (graphs)
+
+    @property
+    def n(self) -> int:
+        return int(self.row_of.shape[1])
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.tree_of_row.numel())
+
+    def level_bounds(self) -> list[int]:
+        """Row where each level after the first starts."""
+        out, s = [], 0
+        for n in self.level_sizes[:-1]:
+            s += n
+            out.append(s)
+        return out
+
+
+def rows_batch(x: Tensor) -> RowBatch:
+    """Independent rows (SIGN, MLPs over precomputed features): sample ``b`` is row ``b``."""
+    B = x.shape[0]
+    ar = torch.arange(B)
+    return RowBatch((x,), B, ar[:, None], ar, torch.zeros(B, dtype=torch.long), [B])
+
+
+def graph_batch(trees: ComputationTrees, x: Tensor) -> RowBatch:
+    """The trees as one graph of disjoint trees, edges child -> parent, level by level:
+    all roots, then all level-1 nodes (tree by tree), ... Placeholder children are kept as
+    isolated nodes, so every tree has the same positions."""
+    B = trees.batch_size
+    ids, tree, pos, sizes = [], [], [], []
+    src, dst, elev = [], [], []
+    start, pstart = 0, 0
+    for lvl, (nodes, mask) in enumerate(zip(trees.nodes, trees.mask, strict=True)):
+        per = int(nodes[0].numel()) if lvl else 1
+        ids.append(nodes.reshape(-1))
+        tree.append(torch.arange(B).repeat_interleave(per))
+        pos.append(pstart + torch.arange(per).repeat(B))
+        sizes.append(B * per)
+        if lvl:
+            fan = nodes.shape[-1]
+            child = torch.arange(B * per)
+            parent = child // fan  # row within the previous level (b-major in both)
+            keep = mask.reshape(-1)
+            src.append((child + start)[keep])
+            dst.append((parent + start - sizes[-2])[keep])
+            elev.append(torch.full((int(keep.sum()),), lvl - 1, dtype=torch.long))
+        start += B * per
+        pstart += per
+    tree_of_row, pos_of_row = torch.cat(tree), torch.cat(pos)
+    n = pstart
+    row_of = torch.empty(B, n, dtype=torch.long)
+    row_of[tree_of_row, pos_of_row] = torch.arange(start)
+    ei = torch.stack([torch.cat(src), torch.cat(dst)]) if src else \
+        torch.zeros(2, 0, dtype=torch.long)
+    lev = torch.cat(elev) if elev else torch.zeros(0, dtype=torch.long)
+    return RowBatch((x[torch.cat(ids)], ei), B, row_of, tree_of_row, pos_of_row, sizes, lev)
+
+
+# ------------------------------------------------------------------ trimming
+def _message_passing_layers(model: nn.Module) -> list[nn.Module]:
+    """Top-level PyG ``MessagePassing`` modules (not nested in another one)."""
+    try:
+        from torch_geometric.nn.conv import MessagePassing
+    except ImportError:  # pragma: no cover
+        return []
+    out: list[nn.Module] = []
+
+    def walk(m: nn.Module) -> None:
+        for c in m.children():
+            if isinstance(c, MessagePassing):
+                out.append(c)
+            else:
+                walk(c)
+    walk(model)
+    return out
+
+
+class _Trimmer:
+    """Hooks cutting the ``k``-th message-passing call of an ``L``-layer model to the levels
+    it still needs: edges into levels ``0..L-1-k``, output rows of levels ``0..L-1-k``.
+
+    ``mode="pair"`` calls the layer bipartite, ``(x[:n_in], x[:n_out])`` (SAGE, GIN, ...:
+    nothing is computed for the rows dropped); ``mode="slice"`` gives it ``x[:n_in]`` and
+    slices its output (for layers that take one node set)."""
+
+    def __init__(self, layers: Sequence[nn.Module], batch: RowBatch, mode: str = "pair"
+                 ) -> None:
+        self.layers, self.batch, self.mode = list(layers), batch, mode
+        self.calls = 0
+        self.handles: list = []
+
+    def __enter__(self) -> _Trimmer:
+        for m in self.layers:
+            self.handles.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
+            if self.mode == "slice":
+                self.handles.append(m.register_forward_hook(self._post))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _keep(self, k: int) -> tuple[int, int]:
+        sizes = self.batch.level_sizes
+        L = len(sizes) - 1
+        n_in = sum(sizes[: max(L - k, 0) + 1])
+        n_out = sum(sizes[: max(L - 1 - k, 0) + 1])
+        return n_in, n_out
+
+    def _pre(self, module, args, kwargs):
+        k = self.calls
+        self.calls += 1
+        if len(args) < 2 or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
+            raise _TrimError("message-passing layer not called as (x, edge_index, ...)")
+        x, ei = args[0], args[1]
+        if x.shape[0] not in _prefix_sizes(self.batch):
+            raise _TrimError("unexpected row count")
+        if ei.shape[1] != self.batch.edge_level.numel():
+            raise _TrimError("edge_index is not the batch's")
+        n_in, n_out = self._keep(k)
+        if x.shape[0] < n_in:
+            raise _TrimError("fewer rows than the layer needs")
+        L = len(self.batch.level_sizes) - 1
+        ei = ei[:, self.batch.edge_level <= L - 1 - k]
+        x_in = x if x.shape[0] == n_in else x[:n_in]  # no-op slices cost a backward copy
+        if self.mode == "pair":
+            return ((x_in, x[:n_out]), ei, *args[2:]), kwargs
+        return (x_in, ei, *args[2:]), kwargs
+
+    def _post(self, module, args, out):
+        _, n_out = self._keep(self.calls - 1)
+        if not isinstance(out, Tensor):
+            raise _TrimError("message-passing layer returned no tensor")
+        return out[:n_out]
+
+
+class _TrimError(RuntimeError):
+    pass
+
+
+class _Gather(torch.autograd.Function):
+    """``src.index_select(dim, index)`` whose backward is an ``index_add``: vectorised under
+    ``vmap`` (the built-in backward of a row gather loops over the cotangents there)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(src: Tensor, index: Tensor, dim: int) -> Tensor:
+        return src.index_select(dim, index)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        src, index, dim = inputs
+        ctx.save_for_backward(index)
+        ctx.dim, ctx.n = dim, src.shape[dim]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        shape = list(grad.shape)
+        shape[ctx.dim] = ctx.n
+        return grad.new_zeros(shape).index_add(ctx.dim, index, grad), None, None
+
+
+class _FastGather:
+    """Within this context the message-passing layers of ``model`` gather ``x_j`` with
+    :class:`_Gather`: the same values, a backward that is vectorised over cotangents."""
+
+    def __init__(self, model: nn.Module) -> None:
+        try:
+            from torch_geometric.nn.conv import MessagePassing
+        except ImportError:  # pragma: no cover
+            MessagePassing = ()
+        self.layers = [m for m in model.modules() if isinstance(m, MessagePassing)
+                       and hasattr(m, "_index_select") and "_index_select" not in vars(m)]
+
+    def __enter__(self) -> _FastGather:
+        for m in self.layers:
+            def gather(src: Tensor, index: Tensor, m=m) -> Tensor:
+                return _Gather.apply(src, index, m.node_dim % src.dim())
+            m._index_select = gather
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m in self.layers:
+            vars(m).pop("_index_select", None)
+
+
+# ------------------------------------------------------------------ capture
+@dataclass
+class Factors:
+    """Per-sample gradient factors of ``R`` output coordinates for a batch of ``B`` samples.
+
+    ``linear``: ``(weight, bias | None, delta (B, R, n, o), act (B, n, i))`` per layer
+    application (weight gradient ``sum_n delta_n act_n^T``, bias gradient ``sum_n delta_n``);
+    ``bias``: ``(parameter, (B, R, o))`` summed signals of module-owned biases;
+    ``dense``: ``(parameter, (B, T, *shape))`` full per-sample Jacobians of any other
+    parameter, always with respect to the *logits* (``T`` rows).
+    """
+
+    linear: list[tuple[nn.Parameter, nn.Parameter | None, Tensor, Tensor]]
+    bias: list[tuple[nn.Parameter, Tensor]]
+    dense: list[tuple[nn.Parameter, Tensor]]
+    target: Tensor  # (B, R) the differentiated outputs (logits or embeddings) at the roots
+    logits: Tensor  # (B, T)
+
+
+class _Recorder:
+    """Forward hooks on the modules that own parameters: record (probe) or substitute."""
+
+    def __init__(self, linears: Sequence[nn.Module], biased: Sequence[nn.Module],
+                 head: nn.Module | None, batch: RowBatch,
+                 keep: dict[int, tuple[Tensor, bool]] | None = None,
+                 eps: tuple[dict[int, Tensor], list[Tensor]] | None = None) -> None:
+        self.linears, self.biased, self.head, self.batch = linears, biased, head, batch
+        self.eps = eps  # perturbations of the kept linear rows and of module-bias outputs
+        self.keep = keep  # application -> (rows to keep, whether a prefix); None: probe
+        self.apps: list[tuple[nn.Module, Tensor, Tensor]] = []  # (module, input, output/sub)
+        self.bias_outs: list[tuple[nn.Module, Tensor]] = []
+        self.h: Tensor | None = None
+        self.handles: list = []
+
+    def __enter__(self) -> _Recorder:
+        for m in self.linears:
+            self.handles.append(m.register_forward_hook(self._linear))
+        for m in self.biased:
+            self.handles.append(m.register_forward_hook(self._biased))
+        if self.head is not None:
+            self.handles.append(self.head.register_forward_hook(self._head))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _rows(self, t: Tensor) -> None:
+        if t.dim() != 2:
+            raise ValueError(f"per-sample gradients need linear layers applied to (rows, "
+                             f"features) inputs, got shape {tuple(t.shape)}.")
+        m = t.shape[0]
+        if m > self.batch.num_rows or (m != self.batch.num_rows and m not in _prefix_sizes(
+                self.batch)):
+            raise ValueError(
+                f"a linear layer saw {m} rows, which are not the batch's nodes "
+                f"({self.batch.num_rows}) or a level prefix of them; per-sample gradients "
+                "support layers applied to node (or sample) rows only.")
+
+    def _linear(self, module, inputs, out):
+        x = inputs[0]
+        self._rows(x)
+        if self.keep is None:
+            self.apps.append((module, x.detach(), out))
+            return None
+        i = len(self.apps)
+        kept = self.keep.get(i)
+        if kept is None:  # no row of this application reaches any output
+            self.apps.append((module, x.detach(), None))
+            return out.detach()
+        idx, prefix = kept
+        base = out.detach()
+        if prefix:  # the rows kept are the first ones (level-major trees): slice, no scatter
+            k = idx.numel()
+            sub = torch.nn.functional.linear(x[:k], module.weight, module.bias) + self.eps[0][i]
+            self.apps.append((module, x[:k].detach(), sub))
+            return sub if k == base.shape[0] else torch.cat([sub, base[k:]])
+        xs = x[idx]
+        sub = torch.nn.functional.linear(xs, module.weight, module.bias) + self.eps[0][i]
+        self.apps.append((module, xs.detach(), sub))
+        return base.index_put((idx,), sub)
+
+    def _biased(self, module, inputs, out):
+        if isinstance(out, Tensor):
+            self._rows(out)
+            if self.eps is not None:
+                out = out + self.eps[1][len(self.bias_outs)]
+            self.bias_outs.append((module, out))
+            return out
+        return None
+
+    def _head(self, module, inputs, out):
+        self.h = inputs[0]
+
+
+def _prefix_sizes(batch: RowBatch) -> set[int]:
+    s, out = 0, {batch.B}
+    for n in batch.level_sizes:
+        s += n
+        out.add(s)
+    return out
+
+
+def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
+                    head: nn.Module | None, skip: set[int], dense_params: dict[str, Tensor],
+                    trim: str | None, max_mb: float = 256.0) -> Factors:
+    """Run ``model`` on ``batch`` and read off the per-sample gradient factors.
+
+    ``embed=True`` differentiates the head's input (``H`` rows per sample, for mixing with
+    the head's weights; the head's own parameters are then left out), else the logits.
+    Parameters whose ``id`` is in ``skip`` are left out. ``dense_params``: name -> parameter
+    of the parameters outside linear layers and module biases (forward-mode Jacobians).
+    """
+    B = batch.B
+    params = {id(p) for p in model.parameters() if p.requires_grad}
+    linears = [m for m in model.modules() if is_linear(m)
+               and not (embed and m is head) and id(m.weight) in params
+               and id(m.weight) not in skip]
+    biased = [m for m in model.modules() if not is_linear(m)
+              and isinstance(getattr(m, "bias", None), nn.Parameter)
+              and m.bias.requires_grad and id(m.bias) not in skip
+              and not any(p is m.bias for c in m.children() for p in c.parameters())]
+    if embed and head is None:
+        raise ValueError("embedding mode needs a linear head")
+    layers = _message_passing_layers(model) if trim else []
+    mode = trim or "pair"
+
+    def run(rec: _Recorder) -> tuple[Tensor, Tensor]:
+        with _FastGather(model):
+            if layers:
+                with _Trimmer(layers, batch, mode):
+                    out = model(*batch.args)
+            else:
+                out = model(*batch.args)
+        logits = out[:B]
+        if embed:
+            if rec.h is None:
+                raise ValueError("the head was not called on the embedding")
+            return rec.h[:B], logits
+        return logits, logits
+
+    # probe: one reverse pass with a random cotangent marks the rows that matter
+    gen = torch.Generator().manual_seed(12345)
+    with torch.enable_grad(), _Recorder(linears, biased, head if embed else None, batch) as rec:
+        target, _ = run(rec)
+        outs = [o for _, _, o in rec.apps]
+        lin_width = [o.shape[-1] for o in outs]
+        linears_by_call = [m for m, _, _ in rec.apps]
+        bias_shapes = [tuple(o.shape) for _, o in rec.bias_outs]
+        bias_mods = [m for m, _ in rec.bias_outs]
+        if outs:
+            c = torch.randn(target.shape, generator=gen, dtype=target.dtype)
+            gs = torch.autograd.grad(target, outs, c, allow_unused=True)
+        else:
+            gs = []
+    keep: dict[int, tuple[Tensor, bool]] = {}
+    split: dict[int, list[int]] = {}  # kept positions per level, in row order
+    for i, g in enumerate(gs):
+        if g is None:
+            continue
+        m = g.shape[0]
+        nz = (g != 0).any(-1)
+        pos = torch.zeros(batch.n, dtype=torch.bool)
+        pos[batch.pos_of_row[:m][nz]] = True
+        if pos.any():
+            # rows ascending: level by level, and sample-major within a level
+            rows = torch.sort(batch.row_of[:, pos].reshape(-1)).values
+            keep[i] = (rows, bool(int(rows[-1]) == rows.numel() - 1))
+            lvl = torch.bucketize(rows, torch.tensor(batch.level_bounds()), right=True)
+            split[i] = [int(c) // B for c in torch.bincount(lvl).tolist() if c]
+    del gs, outs, rec, target
+
+    # the real pass: kept rows only, all cotangents. Zero perturbations of the kept linear
+    # output rows (and of module-bias outputs) are the inputs differentiated, with
+    # torch.func (its vmap vectorises the reverse pass over the cotangents)
+    kept = sorted(keep)
+    dtype = batch.args[0].dtype
+    eps_l = [torch.zeros(keep[i][0].numel(), lin_width[i], dtype=dtype) for i in kept]
+    eps_b = [torch.zeros(sh, dtype=dtype) for sh in bias_shapes]
+
+    def f(el: list[Tensor], eb: list[Tensor]):
+        r = _Recorder(linears, biased, head if embed else None, batch, keep,
+                      eps=(dict(zip(kept, el, strict=True)), eb))
+        with r:
+            tgt, lg = run(r)
+        acts = [r.apps[i][1] for i in kept]
+        return tgt, (lg.detach(), acts)
+
+    with torch.enable_grad():
+        target, vjp_fn, (logits, acts) = vjp(f, eps_l, eps_b, has_aux=True)
+    R = target.shape[1]
+    width = batch.num_rows * max([*lin_width, *(sh[-1] for sh in bias_shapes), 1])
+    chunk = max(1, int(max_mb * 2**20 // (4 * 4 * width)))
+    eye = torch.eye(R, dtype=target.dtype)
+    parts_l: list[list[Tensor]] = [[] for _ in kept]
+    parts_b: list[list[Tensor]] = [[] for _ in bias_shapes]
+    for lo in range(0, R, chunk):
+        hi = min(R, lo + chunk)
+        cot = eye[lo:hi, None, :].expand(hi - lo, B, R)
+        gl, gb = vmap(vjp_fn)(cot)
+        for k, g in enumerate(gl):
+            parts_l[k].append(g)
+        for k, g in enumerate(gb):
+            parts_b[k].append(g)
+    grads = [p[0] if len(p) == 1 else torch.cat(p) for p in parts_l + parts_b]
+    lin_apps = [(i, linears_by_call[i], acts[k]) for k, i in enumerate(kept)]
+    linear = []
+    for k, (i, m, a) in enumerate(lin_apps):
+        d = grads[k]  # (R, kept rows, o)
+        wb = (m.bias if isinstance(m.bias, nn.Parameter) and m.bias.requires_grad
+              and id(m.bias) not in skip else None)
+        lo = 0
+        for n in split[i]:  # (R, B n, o) rows of one level -> (B, R, n, o), a view
+            hi = lo + B * n
+            linear.append((m.weight, wb, d[:, lo:hi].view(R, B, n, -1).transpose(0, 1),
+                           a[lo:hi].reshape(B, n, -1)))
+            lo = hi
+    bias = []
+    for k, m in enumerate(bias_mods, start=len(lin_apps)):
+        d = grads[k]  # (R, rows, o)
+        rows = d.shape[1]
+        s = d.new_zeros(R, B, d.shape[-1]).index_add_(1, batch.tree_of_row[:rows], d)
+        bias.append((m.bias, s.transpose(0, 1)))
+    dense = []
+    if dense_params:
+        dense = _forward_mode(model, batch, dense_params, layers, mode)
+    return Factors(linear, bias, dense, target.detach(), logits)
+
+
+def _forward_mode(model: nn.Module, batch: RowBatch, dense: dict[str, Tensor],
+                  layers: list[nn.Module], mode: str) -> list[tuple[nn.Parameter, Tensor]]:
+    """Per-sample Jacobians ``(B, T, *shape)`` of the logits w.r.t. a few parameters, one
+    forward-mode pass per element (each sample's logits see only its own rows)."""
+    B = batch.B
+    named = dict(model.named_parameters())
+    out = []
+    for name, p in dense.items():
+        flat = p.detach().reshape(-1)
+        cols = []
+        for j in range(flat.numel()):
+            tangent = torch.zeros_like(flat)
+            tangent[j] = 1.0
+
+            def f(v, name=name, shape=p.shape):
+                if layers:
+                    with _Trimmer(layers, batch, mode):
+                        y = functional_call(model, {name: v.reshape(shape)}, batch.args)
+                else:
+                    y = functional_call(model, {name: v.reshape(shape)}, batch.args)
+                return y[:B]
+            with torch.no_grad():
+                _, t = jvp(f, (flat,), (tangent,))
+            cols.append(t)
+        out.append((named[name], torch.stack(cols, -1).reshape(*cols[0].shape, *p.shape)))
+    return out
