@@ -44,11 +44,12 @@ class Trainer:
     """Train a multitask model on all tasks at once.
 
     Graph models (``model.uses_graph``, e.g. :class:`~graphtag.models.MultitaskGNN`) train on
-    neighbour-sampled minibatches (or the full graph with ``full_batch=True``); :class:`~graphtag.models.SIGN` trains on node minibatches of its
-    precomputed hops. The loss is the masked per-task BCE
-    (:func:`~graphtag.training.masked_bce_per_task`) combined by ``combiner``; Adam
-    optimises it; training stops early when validation macro-F1 has not improved for
-    ``patience`` epochs, and the best epoch's weights are restored.
+    neighbour-sampled minibatches (or the full graph with ``full_batch=True``);
+    :class:`~graphtag.models.SIGN` trains on node minibatches of its precomputed hops. The
+    loss is the masked per-task BCE (:func:`~graphtag.training.masked_bce_per_task`)
+    combined by ``combiner``; Adam optimises it; training stops early when validation
+    macro-F1 has not improved for ``patience`` epochs, and the best epoch's weights are
+    restored.
 
     Parameters
     ----------
