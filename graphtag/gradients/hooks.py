@@ -31,7 +31,7 @@ Two costs are cut without knowing the model:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -197,7 +197,7 @@ class _Trimmer:
             raise _TrimError("fewer rows than the layer needs")
         L = len(self.batch.level_sizes) - 1
         ei = ei[:, self.batch.edge_level <= L - 1 - k]
-        x_in = x if x.shape[0] == n_in else x[:n_in]  # no-op slices cost a backward copy
+        x_in = x if x.shape[0] == n_in else x[:n_in]  # (a no-op slice costs a backward copy)
         if self.mode == "pair":
             return ((x_in, x[:n_out]), ei, *args[2:]), kwargs
         return (x_in, ei, *args[2:]), kwargs
@@ -227,7 +227,11 @@ class _Gather(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         src, index, dim = inputs
         ctx.save_for_backward(index)
-        ctx.dim, ctx.n = dim, src.shape[dim]
+        ctx.dim, ctx.n, ctx.index = dim, src.shape[dim], index
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor, _index, _dim) -> Tensor:
+        return tangent.index_select(ctx.dim, ctx.index)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -266,15 +270,16 @@ class _FastGather:
 class Factors:
     """Per-sample gradient factors of ``R`` output coordinates for a batch of ``B`` samples.
 
-    ``linear``: ``(weight, bias | None, delta (B, R, n, o), act (B, n, i))`` per layer
-    application (weight gradient ``sum_n delta_n act_n^T``, bias gradient ``sum_n delta_n``);
-    ``bias``: ``(parameter, (B, R, o))`` summed signals of module-owned biases;
-    ``dense``: ``(parameter, (B, T, *shape))`` full per-sample Jacobians of any other
-    parameter, always with respect to the *logits* (``T`` rows).
+    ``chunks`` yields ``(lo, hi, linear, bias)`` for output coordinates ``lo..hi-1`` (one
+    reverse pass each): ``linear`` holds ``(weight, bias | None, delta (B, r, n, o),
+    act (B, n, i))`` per layer application and tree level (weight gradient
+    ``sum_n delta_n act_n^T``, bias gradient ``sum_n delta_n``), ``bias`` holds
+    ``(parameter, (B, r, o))`` summed signals of module-owned biases. ``dense``:
+    ``(parameter, (B, T, *shape))`` full per-sample Jacobians of any other parameter, always
+    with respect to the *logits*.
     """
 
-    linear: list[tuple[nn.Parameter, nn.Parameter | None, Tensor, Tensor]]
-    bias: list[tuple[nn.Parameter, Tensor]]
+    chunks: Iterator[tuple[int, int, list, list]]
     dense: list[tuple[nn.Parameter, Tensor]]
     target: Tensor  # (B, R) the differentiated outputs (logits or embeddings) at the roots
     logits: Tensor  # (B, T)
@@ -336,8 +341,9 @@ class _Recorder:
         base = out.detach()
         if prefix:  # the rows kept are the first ones (level-major trees): slice, no scatter
             k = idx.numel()
-            sub = torch.nn.functional.linear(x[:k], module.weight, module.bias) + self.eps[0][i]
-            self.apps.append((module, x[:k].detach(), sub))
+            xk = x if k == x.shape[0] else x[:k]  # (a no-op slice costs a backward copy)
+            sub = torch.nn.functional.linear(xk, module.weight, module.bias) + self.eps[0][i]
+            self.apps.append((module, xk.detach(), sub))
             return sub if k == base.shape[0] else torch.cat([sub, base[k:]])
         xs = x[idx]
         sub = torch.nn.functional.linear(xs, module.weight, module.bias) + self.eps[0][i]
@@ -453,42 +459,41 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
     with torch.enable_grad():
         target, vjp_fn, (logits, acts) = vjp(f, eps_l, eps_b, has_aux=True)
     R = target.shape[1]
-    width = batch.num_rows * max([*lin_width, *(sh[-1] for sh in bias_shapes), 1])
-    chunk = max(1, int(max_mb * 2**20 // (4 * 4 * width)))
+    # cotangents per reverse pass: each signal tensor (kept rows x width) a few MB, so the
+    # pass runs in cache; capped by the memory budget over all rows
+    rows_kept = max([keep[i][0].numel() for i in kept] + [sh[0] for sh in bias_shapes] + [1])
+    wmax = max([*lin_width, *(sh[-1] for sh in bias_shapes), 1])
+    chunk = max(1, min(int(8 * 2**20 // (4 * rows_kept * wmax)),
+                       int(max_mb * 2**20 // (4 * 4 * batch.num_rows * wmax))))
     eye = torch.eye(R, dtype=target.dtype)
-    parts_l: list[list[Tensor]] = [[] for _ in kept]
-    parts_b: list[list[Tensor]] = [[] for _ in bias_shapes]
-    for lo in range(0, R, chunk):
-        hi = min(R, lo + chunk)
-        cot = eye[lo:hi, None, :].expand(hi - lo, B, R)
-        gl, gb = vmap(vjp_fn)(cot)
-        for k, g in enumerate(gl):
-            parts_l[k].append(g)
-        for k, g in enumerate(gb):
-            parts_b[k].append(g)
-    grads = [p[0] if len(p) == 1 else torch.cat(p) for p in parts_l + parts_b]
     lin_apps = [(i, linears_by_call[i], acts[k]) for k, i in enumerate(kept)]
-    linear = []
-    for k, (i, m, a) in enumerate(lin_apps):
-        d = grads[k]  # (R, kept rows, o)
-        wb = (m.bias if isinstance(m.bias, nn.Parameter) and m.bias.requires_grad
-              and id(m.bias) not in skip else None)
-        lo = 0
-        for n in split[i]:  # (R, B n, o) rows of one level -> (B, R, n, o), a view
-            hi = lo + B * n
-            linear.append((m.weight, wb, d[:, lo:hi].view(R, B, n, -1).transpose(0, 1),
-                           a[lo:hi].reshape(B, n, -1)))
-            lo = hi
-    bias = []
-    for k, m in enumerate(bias_mods, start=len(lin_apps)):
-        d = grads[k]  # (R, rows, o)
-        rows = d.shape[1]
-        s = d.new_zeros(R, B, d.shape[-1]).index_add_(1, batch.tree_of_row[:rows], d)
-        bias.append((m.bias, s.transpose(0, 1)))
+
+    def chunks():
+        for lo in range(0, R, chunk):
+            hi = min(R, lo + chunk)
+            r = hi - lo
+            gl, gb = vmap(vjp_fn)(eye[lo:hi, None, :].expand(r, B, R))
+            linear = []
+            for d, (i, m, a) in zip(gl, lin_apps, strict=True):  # d: (r, kept rows, o)
+                wb = (m.bias if isinstance(m.bias, nn.Parameter) and m.bias.requires_grad
+                      and id(m.bias) not in skip else None)
+                s = 0
+                for n in split[i]:  # rows of one level -> (B, r, n, o), a view
+                    e = s + B * n
+                    linear.append((m.weight, wb, d[:, s:e].view(r, B, n, -1).transpose(0, 1),
+                                   a[s:e].reshape(B, n, -1)))
+                    s = e
+            bias = []
+            for d, m in zip(gb, bias_mods, strict=True):  # d: (r, rows, o)
+                sums = d.new_zeros(r, B, d.shape[-1]).index_add_(
+                    1, batch.tree_of_row[: d.shape[1]], d)
+                bias.append((m.bias, sums.transpose(0, 1)))
+            yield lo, hi, linear, bias
+
     dense = []
     if dense_params:
         dense = _forward_mode(model, batch, dense_params, layers, mode)
-    return Factors(linear, bias, dense, target.detach(), logits)
+    return Factors(chunks(), dense, target.detach(), logits)
 
 
 def _forward_mode(model: nn.Module, batch: RowBatch, dense: dict[str, Tensor],

@@ -289,16 +289,19 @@ class GradientModel:
         B, R = f.target.shape
         acc: dict[str, Tensor] = {}
 
-        def add(p: Tensor, grad: Tensor) -> None:  # grad (B, R, *shape)
+        def add(p: Tensor, grad: Tensor, lo: int, hi: int) -> None:  # grad (B, r, *shape)
             n = names[id(p)]
-            acc[n] = acc[n] + grad if n in acc else grad
+            if n not in acc:
+                acc[n] = grad.new_zeros(B, R, *grad.shape[2:])
+            acc[n][:, lo:hi] += grad
 
-        for w, b, d, a in f.linear:
-            add(w, torch.einsum("brno,bni->broi", d, a))
-            if b is not None:
-                add(b, d.sum(2))
-        for b, s in f.bias:
-            add(b, s)
+        for lo, hi, linear, bias in f.chunks:
+            for w, b, d, a in linear:
+                add(w, torch.einsum("brno,bni->broi", d, a), lo, hi)
+                if b is not None:
+                    add(b, d.sum(2), lo, hi)
+            for b, s in bias:
+                add(b, s, lo, hi)
         g = None
         for n, grad in acc.items():
             off, k = self.layout[n]
@@ -345,20 +348,23 @@ class GradientModel:
         d_out = projector.out_dim
         with torch.no_grad():
             g = f.target.new_zeros(B, R, d_out)
-            sums: dict[int, Tensor] = {}
+            for lo, hi, linear, bias in f.chunks:  # one reverse pass per chunk of outputs
+                gc = g[:, lo:hi]
+                sums: dict[int, Tensor] = {}
 
-            def add_bias(p: Tensor, s: Tensor) -> None:  # s: (B, R, o)
-                k = blocks[id(p)]
-                sums[k] = sums[k] + s if k in sums else s
+                def add_bias(p: Tensor, s: Tensor, sums=sums) -> None:  # s: (B, r, o)
+                    k = blocks[id(p)]
+                    sums[k] = sums[k] + s if k in sums else s
 
-            for w, b, d, a in f.linear:
-                g += projector.project_outer(blocks[id(w)], d, a)
-                if b is not None:
-                    add_bias(b, d.sum(2))
-            for b, s in f.bias:
-                add_bias(b, s)
-            for k, s in sums.items():
-                g += projector.project_block(k, s.reshape(B * R, -1)).reshape(B, R, d_out)
+                for w, b, d, a in linear:
+                    gc += projector.project_outer(blocks[id(w)], d, a)
+                    if b is not None:
+                        add_bias(b, d.sum(2))
+                for b, s in bias:
+                    add_bias(b, s)
+                for k, s in sums.items():
+                    gc += projector.project_block(k, s.reshape(-1, s.shape[-1])).reshape(
+                        gc.shape)
             if embed:
                 g = torch.einsum("th,bhd->btd", self.head.weight.detach(), g)
                 if with_head:  # d logit_t / d W_head = e_t h^T, d logit_t / d b_t = e_t
