@@ -238,7 +238,7 @@ class _Gather(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         shape = list(grad.shape)
         shape[ctx.dim] = ctx.n
-        return grad.new_zeros(shape).index_add(ctx.dim, index, grad), None, None
+        return grad.new_zeros(shape).index_add_(ctx.dim, index, grad), None, None
 
 
 class _FastGather:
@@ -272,8 +272,8 @@ class Factors:
 
     ``chunks`` yields ``(lo, hi, linear, bias)`` for output coordinates ``lo..hi-1`` (one
     reverse pass each): ``linear`` holds ``(weight, bias | None, delta (B, r, n, o),
-    act (B, n, i))`` per layer application and tree level (weight gradient
-    ``sum_n delta_n act_n^T``, bias gradient ``sum_n delta_n``), ``bias`` holds
+    act (B, n, i), delta summed over n | None)`` per layer application and tree level
+    (weight gradient ``sum_n delta_n act_n^T``, bias gradient ``sum_n delta_n``), ``bias`` holds
     ``(parameter, (B, r, o))`` summed signals of module-owned biases. ``dense``:
     ``(parameter, (B, T, *shape))`` full per-sample Jacobians of any other parameter, always
     with respect to the *logits*.
@@ -480,8 +480,10 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
                 s = 0
                 for n in split[i]:  # rows of one level -> (B, r, n, o), a view
                     e = s + B * n
-                    linear.append((m.weight, wb, d[:, s:e].view(r, B, n, -1).transpose(0, 1),
-                                   a[s:e].reshape(B, n, -1)))
+                    dv = d[:, s:e].view(r, B, n, -1)
+                    dsum = dv.sum(2).transpose(0, 1) if wb is not None else None
+                    linear.append((m.weight, wb, dv.transpose(0, 1),
+                                   a[s:e].reshape(B, n, -1), dsum))
                     s = e
             bias = []
             for d, m in zip(gb, bias_mods, strict=True):  # d: (r, rows, o)

@@ -296,10 +296,10 @@ class GradientModel:
             acc[n][:, lo:hi] += grad
 
         for lo, hi, linear, bias in f.chunks:
-            for w, b, d, a in linear:
+            for w, b, d, a, dsum in linear:
                 add(w, torch.einsum("brno,bni->broi", d, a), lo, hi)
                 if b is not None:
-                    add(b, d.sum(2), lo, hi)
+                    add(b, dsum, lo, hi)
             for b, s in bias:
                 add(b, s, lo, hi)
         g = None
@@ -356,10 +356,10 @@ class GradientModel:
                     k = blocks[id(p)]
                     sums[k] = sums[k] + s if k in sums else s
 
-                for w, b, d, a in linear:
+                for w, b, d, a, dsum in linear:
                     gc += projector.project_outer(blocks[id(w)], d, a)
                     if b is not None:
-                        add_bias(b, d.sum(2))
+                        add_bias(b, dsum)
                 for b, s in bias:
                     add_bias(b, s)
                 for k, s in sums.items():
