@@ -140,3 +140,16 @@ def test_store_for_models_beyond_sage_and_sign(data, kind, tmp_path):
 def test_pyg_linear_counts_as_linear():
     assert is_linear(PygLinear(3, 4)) and is_linear(nn.Linear(3, 4))
     assert not is_linear(GCNConv(3, 4))
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_graphtag_run_takes_gradients_of_gcn_and_gin(model, tmp_path):
+    from graphtag.config import RunConfig
+    from graphtag.pipeline.run import run_pipeline
+
+    cfg = RunConfig(dataset="synthetic", num_tasks=6, num_features=8, model=model,
+                    hidden_channels=8, epochs=2, patience=None, num_subsets=20, subset_size=3,
+                    proj_dim=16, num_groups=2, max_fit_nodes=60, max_score_nodes=40,
+                    grad_fanouts=(3, 2), methods=("gradtag",), root=str(tmp_path / "data"))
+    rep = run_pipeline(cfg, tmp_path / "run", progress=False)
+    assert sorted(t for g in rep["groups"]["gradtag"] for t in g) == list(range(6))
