@@ -409,16 +409,21 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             return rec.h[:B], logits
         return logits, logits
 
-    # probe: one reverse pass with a random cotangent marks the rows that matter
+    # probe: one reverse pass with a random cotangent marks the rows that matter (for
+    # independent rows every row does: a forward for the shapes is enough)
+    rows_only = batch.n == 1
     gen = torch.Generator().manual_seed(12345)
-    with torch.enable_grad(), _Recorder(linears, biased, head if embed else None, batch) as rec:
+    with torch.set_grad_enabled(not rows_only), _Recorder(
+            linears, biased, head if embed else None, batch) as rec:
         target, _ = run(rec)
         outs = [o for _, _, o in rec.apps]
         lin_width = [o.shape[-1] for o in outs]
         linears_by_call = [m for m, _, _ in rec.apps]
         bias_shapes = [tuple(o.shape) for _, o in rec.bias_outs]
         bias_mods = [m for m, _ in rec.bias_outs]
-        if outs:
+        if rows_only:
+            gs = [o if o.shape[0] == B else None for o in outs]
+        elif outs:
             c = torch.randn(target.shape, generator=gen, dtype=target.dtype)
             gs = torch.autograd.grad(target, outs, c, allow_unused=True)
         else:
@@ -429,7 +434,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
         if g is None:
             continue
         m = g.shape[0]
-        nz = (g != 0).any(-1)
+        nz = (g != 0).any(-1) if not rows_only else torch.ones(m, dtype=torch.bool)
         pos = torch.zeros(batch.n, dtype=torch.bool)
         pos[batch.pos_of_row[:m][nz]] = True
         if pos.any():
