@@ -12,8 +12,9 @@ stores; ``bench/groups.py`` makes them) and, on a slice of its tasks:
 1. draws ``2 m`` seeded subsets of the slice and splits them into two disjoint halves;
 2. trains the oracle (:class:`graphtag.affinity.TrueAffinity`) on each half with its own seed:
    a model per subset (``--mode scratch``: fresh, of width ``--hidden``; ``finetune``: the
-   base model), full-batch, with common random numbers inside a half (every subset of a half
-   starts from the same initialisation), scored on Grad-TAG's validation nodes;
+   base model), in the run's minibatches (or ``--full-batch``), with common random numbers
+   inside a half (every subset of a half starts from the same initialisation and sees the
+   same batches), scored on Grad-TAG's validation nodes;
 3. estimates the same subsets' scores with Grad-TAG's statistics fits on the run's gradients
    (``--grad-dir`` for other stores, e.g. those of ``bench/estimator.py``);
 4. prints, over the slice's task pairs (off-diagonal entries of the symmetric affinity):
@@ -120,7 +121,10 @@ def main() -> None:
     ap.add_argument("--mode", choices=("scratch", "finetune"), default="scratch")
     ap.add_argument("--hidden", type=int, default=None,
                     help="scratch models' width (default: the run's)")
-    ap.add_argument("--epochs", type=int, default=30, help="full-batch steps per subset")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs per subset")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="minibatch size (default: the run's)")
+    ap.add_argument("--full-batch", action="store_true", help="one step per epoch")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--groups", type=int, default=None,
                     help="SDP groups on the slice (default: its planted groups, else 3)")
@@ -143,6 +147,7 @@ def main() -> None:
     truth = None if data.get("task_group") is None else data.task_group.numpy()[sl]
     k = args.groups or (np.unique(truth).size if truth is not None else 3)
     hidden = args.hidden or cfg.hidden_channels
+    batch = args.batch_size or cfg.batch_size
     grad_dir = Path(args.grad_dir) if args.grad_dir else run / "gradients"
     lam = cfg.lam if args.lam is None else args.lam
     refine = cfg.fit_refine if args.refine is None else args.refine
@@ -151,17 +156,21 @@ def main() -> None:
     local = sample_subsets(n, 2 * args.subsets, args.subset_size, seed=cfg.seed + 99)
     halves = [sl[local[: args.subsets]], sl[local[args.subsets:]]]
     if args.mode == "scratch":
+        torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, data.num_features, T, hidden_channels=hidden,
                             num_layers=cfg.num_layers, dropout=0.0)
     else:
         model = load_base_model(cfg, data, run / "base")
     tag = hashlib.sha256(json.dumps([sl.tolist(), args.subsets, args.subset_size, args.mode,
-                                     hidden, args.epochs, args.lr]).encode()).hexdigest()[:10]
+                                     hidden, args.epochs, args.lr, args.full_batch, batch]
+                                    ).encode()).hexdigest()[:10]
     work = run / "bench" / "oracle" / tag
 
     oracle_A, secs_per_subset, oracle_s = [], [], 0.0
     for h, subs in enumerate(halves):
-        o = TrueAffinity(mode=args.mode, epochs=args.epochs, lr=args.lr, full_batch=True,
+        o = TrueAffinity(mode=args.mode, epochs=args.epochs, lr=args.lr,
+                         full_batch=args.full_batch, batch_size=batch,
+                         num_neighbors=cfg.num_neighbors,
                          seed=h + 1, common_init=True, progress=sys.stderr.isatty())
         t0 = time.perf_counter()
         o.fit(model, data, work / f"half{h}", subsets=subs, score_nodes=nodes)
@@ -191,6 +200,7 @@ def main() -> None:
         "pair_draws_per_half": args.subsets * args.subset_size * (args.subset_size - 1)
         / (n * (n - 1)),
         "mode": args.mode, "hidden": hidden, "epochs": args.epochs,
+        "batch_size": None if args.full_batch else batch,
         "proj_dim": GradientStore(grad_dir / "train").dim, "lam": lam,
         "oracle_split_half": r_oo, "oracle_pooled_reliability": 2 * r_oo / (1 + r_oo),
         "estimate_split_half": rho(*est_half),
@@ -214,7 +224,8 @@ def main() -> None:
     print(f"Command: `{command}` ({(time.perf_counter() - t_start) / 60:.1f} min)\n")
     print(f"{cfg.dataset} seed {cfg.seed}: {n} of {T} tasks, 2 x {args.subsets} subsets of "
           f"{args.subset_size} ({res['pair_draws_per_half']:.1f} draws per pair per half); "
-          f"oracle {args.mode}, width {hidden}, {args.epochs} full-batch steps; estimate "
+          f"oracle {args.mode}, width {hidden}, {args.epochs} epochs "
+          f"({'full batch' if args.full_batch else f'batches of {batch}'}); estimate "
           f"d = {res['proj_dim']}, lam = {lam}, {refine} refinement step(s).\n")
     print("| measure | value |\n|---|---|")
     rows = [

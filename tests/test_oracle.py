@@ -201,6 +201,25 @@ def test_common_init_trains_every_subset_from_the_same_start(planted):
     assert torch.equal(own.scores_[1], _oracle(**kw).fit(sign, data, subsets=subs).scores_[1])
 
 
+def test_scratch_resume_ignores_the_given_models_weights(planted, tmp_path):
+    """From scratch every subset is re-initialised: a new model instance of the same shape
+    (other random weights) resumes from the saved blocks; another shape does not."""
+    _, data, _ = planted
+    kw = dict(mode="scratch", epochs=2, full_batch=True, max_score_nodes=50)
+    subs = np.array([[0, 1], [2, 3]])
+
+    def sign(h: int):
+        return build_model("sign", data.num_features, T, hidden_channels=h, dropout=0.0)
+
+    ref = _oracle(**kw).fit(sign(8), data, tmp_path, subsets=subs)
+    f = next(tmp_path.glob("scores_*.npy"))
+    stamp = f.stat().st_mtime_ns
+    again = _oracle(**kw).fit(sign(8), data, tmp_path, subsets=subs)
+    assert f.stat().st_mtime_ns == stamp and torch.equal(again.scores_, ref.scores_)
+    _oracle(**kw).fit(sign(12), data, tmp_path, subsets=subs)
+    assert not f.exists() or f.stat().st_mtime_ns != stamp
+
+
 def test_bad_arguments(planted):
     _, data, model = planted
     for kw, msg in [({"mode": "lookahead"}, "mode"), ({"epochs": 0}, "epochs"),
