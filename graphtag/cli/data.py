@@ -4,58 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FolderGuard", "LazyChoices", "add_file_args", "data_fields", "dataset_info",
-           "one_line_warnings", "preload", "report_error", "resolve_data", "run_label"]
-
-
-class LazyChoices:
-    """argparse ``choices`` read from ``module.name`` on first use (membership or listing),
-    so building the parser imports nothing heavy."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-    def _values(self) -> Sequence[str]:
-        import importlib
-
-        return getattr(importlib.import_module(self.module), self.name)
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._values()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values())
-
-
-def add_file_args(p: argparse.ArgumentParser) -> None:
-    """``--data`` and the options of your own files (see ``graphtag.datasets.files``)."""
-    g = p.add_argument_group("your own data")
-    g.add_argument("--data", default=None, metavar="PATH",
-                   help="a data file or folder instead of --dataset: .mat (network + group), "
-                        "an edge list (.txt/.csv/.tsv[.gz]) with --labels, a SNAP "
-                        "*.ungraph.txt[.gz], a torch.save'd PyG Data (.pt), GraphML/GML, or "
-                        "an OGB dataset folder")
-    g.add_argument("--labels", default=None, metavar="PATH",
-                   help="labels of an edge list: a node x label table (CSV/TSV with a header "
-                        "and a node-id column), node,label pairs, or one community a line")
-    g.add_argument("--labels-format", default="auto",
-                   choices=("auto", "table", "pairs", "communities"))
-    g.add_argument("--unknown-nodes", default="error", choices=("error", "drop", "add"),
-                   help="labelled node ids missing from the graph: refuse (default), drop "
-                        "their labels, or add them as nodes without edges")
-    g.add_argument("--drop-constant-tasks", action="store_true",
-                   help="skip tasks with no positive (or no negative) node instead of refusing")
-    # also accepted after the subcommand (SUPPRESS: an absent flag keeps the top level's)
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show the traceback of an error")
+__all__ = ["FolderGuard", "data_fields", "dataset_info", "one_line_warnings", "preload",
+           "report_error", "resolve_data", "run_label"]
 
 
 def resolve_data(args: argparse.Namespace) -> None:
@@ -72,12 +30,12 @@ def resolve_data(args: argparse.Namespace) -> None:
 
 
 def data_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields of the data options."""
-    return dict(labels=getattr(args, "labels", None),
-                labels_format=getattr(args, "labels_format", "auto"),
-                unknown_nodes=getattr(args, "unknown_nodes", "error"),
-                constant_tasks="drop" if getattr(args, "drop_constant_tasks", False)
-                else "error")
+    """The TrainConfig fields of the data options (their defaults where ``args`` lacks one)."""
+    from graphtag.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {k: getattr(args, k, defaults[k])
+            for k in ("labels", "labels_format", "unknown_nodes", "constant_tasks")}
 
 
 def run_label(dataset: str) -> str:

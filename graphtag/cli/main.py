@@ -216,8 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = training and not distributed.is_distributed() and distributed.init_from_env()
     try:
         resolve_data(args)
-        if hasattr(args, "constant_tasks"):  # the name graphtag.cli.data reads
-            args.drop_constant_tasks = args.constant_tasks == "drop"
         if args.command == "datasets":
             return _cmd_datasets(args)
         if args.command == "train":
