@@ -371,6 +371,9 @@ def _prefix_sizes(batch: RowBatch) -> set[int]:
     return out
 
 
+_CHUNK_BYTES = 8 * 2**20  # target size of one signal tensor in a chunked reverse pass
+
+
 def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
                     head: nn.Module | None, skip: set[int], dense_params: dict[str, Tensor],
                     trim: str | None, max_mb: float = 256.0) -> Factors:
@@ -468,7 +471,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
     # pass runs in cache; capped by the memory budget over all rows
     rows_kept = max([keep[i][0].numel() for i in kept] + [sh[0] for sh in bias_shapes] + [1])
     wmax = max([*lin_width, *(sh[-1] for sh in bias_shapes), 1])
-    chunk = max(1, min(int(8 * 2**20 // (4 * rows_kept * wmax)),
+    chunk = max(1, min(int(_CHUNK_BYTES // (4 * rows_kept * wmax)),
                        int(max_mb * 2**20 // (4 * 4 * batch.num_rows * wmax))))
     eye = torch.eye(R, dtype=target.dtype)
     lin_apps = [(i, linears_by_call[i], acts[k]) for k, i in enumerate(kept)]
