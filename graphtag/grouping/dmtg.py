@@ -276,7 +276,8 @@ def dmtg_groups(
         Training nodes per minibatch (SIGN, and graph models with ``full_batch=False``).
     full_batch
         Graph models only: train on the whole graph, one step per epoch (default); else
-        NeighborLoader minibatches with ``num_neighbors`` fan-outs.
+        neighbour-sampled minibatches with ``num_neighbors`` fan-outs, drawn as the trainer
+        draws them (:func:`graphtag.training.batching.iter_batches`).
     num_neighbors
         Fan-out per GNN layer when ``full_batch=False``.
     seed

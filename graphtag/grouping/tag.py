@@ -237,7 +237,8 @@ def tag_affinity(
         Training nodes per minibatch (SIGN, and graph models with ``full_batch=False``).
     full_batch
         Graph models only: train (and look ahead) on the whole graph, one step per epoch
-        (default); else NeighborLoader minibatches with ``num_neighbors`` fan-outs.
+        (default); else neighbour-sampled minibatches with ``num_neighbors`` fan-outs, drawn
+        as the trainer draws them (:func:`graphtag.training.batching.iter_batches`).
     num_neighbors
         Fan-out per GNN layer when ``full_batch=False``.
     chunk_size
