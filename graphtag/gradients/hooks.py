@@ -412,11 +412,12 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             return rec.h[:B], logits
         return logits, logits
 
-    # probe: one reverse pass with a random cotangent marks the rows that matter (for
-    # independent rows every row does: a forward for the shapes is enough)
-    rows_only = batch.n == 1
+    # probe: one reverse pass with a random cotangent marks the rows that matter. For
+    # independent rows, and for layers trimmed bipartite to the levels they feed, every row
+    # does: a forward for the shapes is enough
+    all_rows = batch.n == 1 or trim == "pair"
     gen = torch.Generator().manual_seed(12345)
-    with torch.set_grad_enabled(not rows_only), _Recorder(
+    with torch.set_grad_enabled(not all_rows), _Recorder(
             linears, biased, head if embed else None, batch) as rec:
         target, _ = run(rec)
         outs = [o for _, _, o in rec.apps]
@@ -424,8 +425,8 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
         linears_by_call = [m for m, _, _ in rec.apps]
         bias_shapes = [tuple(o.shape) for _, o in rec.bias_outs]
         bias_mods = [m for m, _ in rec.bias_outs]
-        if rows_only:
-            gs = [o if o.shape[0] == B else None for o in outs]
+        if all_rows:
+            gs = list(outs)
         elif outs:
             c = torch.randn(target.shape, generator=gen, dtype=target.dtype)
             gs = torch.autograd.grad(target, outs, c, allow_unused=True)
@@ -437,7 +438,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
         if g is None:
             continue
         m = g.shape[0]
-        nz = (g != 0).any(-1) if not rows_only else torch.ones(m, dtype=torch.bool)
+        nz = (g != 0).any(-1) if not all_rows else torch.ones(m, dtype=torch.bool)
         pos = torch.zeros(batch.n, dtype=torch.bool)
         pos[batch.pos_of_row[:m][nz]] = True
         if pos.any():
