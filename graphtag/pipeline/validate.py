@@ -19,14 +19,22 @@ from graphtag.training.checks import (
 __all__ = ["run_problems", "validate_run_config"]
 
 
+def _choices(name: str) -> tuple[Any, ...]:
+    """The allowed values of RunConfig field ``name``, as its declaration (or the registry
+    it names) lists them: the one list the command line offers too."""
+    from graphtag.config import RunConfig, choices_of
+
+    choices = choices_of(RunConfig.__dataclass_fields__[name])
+    assert choices is not None, name
+    return choices
+
+
 def run_problems(cfg: Any) -> list[str]:
     """Problems of every field of a RunConfig (its TrainConfig part included)."""
-    from graphtag.pipeline.config import METHODS
-
     p = train_problems(cfg)
     check_int(p, "proj_dim", cfg.proj_dim)
     check_int(p, "proj_nnz", cfg.proj_nnz)
-    check_choice(p, "grad_params", cfg.grad_params, ("shared", "all"))
+    check_choice(p, "grad_params", cfg.grad_params, _choices("grad_params"))
     fan = cfg.grad_fanouts
     if fan is not None and (not isinstance(fan, (list, tuple)) or not all(
             isinstance(k, int) and (k >= 1 or k == -1) for k in fan)):
@@ -42,14 +50,15 @@ def run_problems(cfg: Any) -> list[str]:
     if hasattr(cfg, "fit_refine"):
         check_int(p, "fit_refine", cfg.fit_refine, lo=0)
     check_choice(p, "offset", cfg.offset, (True, False))
-    check_choice(p, "metric", cfg.metric, ("neg_logloss", "f1"))
-    check_choice(p, "scoring", cfg.scoring, ("linearized", "mapback"))
+    check_choice(p, "metric", cfg.metric, _choices("metric"))
+    check_choice(p, "scoring", cfg.scoring, _choices("scoring"))
     check_int(p, "num_groups", cfg.num_groups)
-    check_choice(p, "solver", cfg.solver, ("auto", "cvxpy", "bm"))
-    bad = [m for m in cfg.methods if m not in METHODS]
+    check_choice(p, "solver", cfg.solver, _choices("solver"))
+    methods = _choices("methods")
+    bad = [m for m in cfg.methods if m not in methods]
     if bad:
-        p.append(f"methods {bad} unknown; choose from {list(METHODS)}")
-    check_choice(p, "group_mode", cfg.group_mode, ("models", "heads"))
+        p.append(f"methods {bad} unknown; choose from {list(methods)}")
+    check_choice(p, "group_mode", cfg.group_mode, _choices("group_mode"))
     check_int(p, "peer_epochs", cfg.peer_epochs, optional=True)
     check_int(p, "tag_lookaheads", cfg.tag_lookaheads, optional=True)
     check_choice(p, "rep_grad", cfg.rep_grad, (True, False))
