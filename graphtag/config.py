@@ -377,11 +377,9 @@ class RunConfig(TrainConfig):
         if bad:
             raise ValueError(f"methods {bad} unknown; choose from {METHODS} (MTL, the base "
                              "model, is always reported).")
-        if self.model not in _GRADIENT_MODELS:
-            names = _GRADIENT_MODELS.names()
-            hint = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-            raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
-                             f"{names}; got model={self.model!r} (use --model {hint}).")
+        from graphtag.pipeline.run import check_gradient_model
+
+        check_gradient_model(self.model)
         from graphtag.affinity import FIT_METHODS
 
         if self.fit_method not in FIT_METHODS:

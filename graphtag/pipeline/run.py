@@ -39,6 +39,7 @@ from graphtag.datasets import load_dataset
 from graphtag.distributed import barrier, init_from_env, is_main, main_first, on_main
 from graphtag.gradients.store import GradientStore
 from graphtag.grouping import GROUPINGS, group_pvalues, singleton_groups
+from graphtag.grouping.registry import RUN_GROUPINGS
 from graphtag.models import build_model
 from graphtag.pipeline.config import COMBINER_METHODS, GROUPING_METHODS, RunConfig
 from graphtag.pipeline.gradtag import GradTAG
@@ -47,9 +48,30 @@ from graphtag.pipeline.stages import Stage
 from graphtag.training.grouped import train_groups
 from graphtag.training.run import train_run
 
-__all__ = ["load_base_model", "run_pipeline"]
+__all__ = ["check_gradient_model", "load_base_model", "run_pipeline"]
 
+#: Models ``graphtag run`` can take per-sample gradients of.
 GRADIENT_MODELS = ("sage", "gcn", "gin", "sign")
+
+#: The run groupings with a grouping sub-stage and a ``groups.json`` (registry order): all
+#: but ``stl``, one group per task, which is made on the spot.
+_STORED_GROUPINGS = tuple(name for name in RUN_GROUPINGS if name != "stl")
+#: Those computed from the affinity in every run (the report compares them with Grad-TAG);
+#: the others (DMTG, TAG and the oracle, which train networks of their own) only when listed
+#: in ``methods``.
+_AFFINITY_GROUPINGS = tuple(name for name in _STORED_GROUPINGS
+                            if GROUPINGS[name].reads == "affinity")
+
+
+def check_gradient_model(model: str) -> None:
+    """Raise ``ValueError`` unless ``graphtag run`` can take per-sample gradients of
+    ``model`` (one of :data:`GRADIENT_MODELS`)."""
+    if model in GRADIENT_MODELS:
+        return
+    *first, last = GRADIENT_MODELS
+    hint = f"{', '.join(first)} or {last}" if first else last
+    raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
+                     f"{GRADIENT_MODELS}; got model={model!r} (use --model {hint}).")
 
 
 def gradtag_from_config(config: RunConfig, progress: bool = True) -> GradTAG:
@@ -149,10 +171,7 @@ def run_pipeline(
     main = is_main()
     say = log if log is not None and main else (lambda _msg: None)
     progress = progress and main
-    if config.model not in GRADIENT_MODELS:
-        raise ValueError(f"graphtag run needs per-sample gradients, implemented for models "
-                         f"{GRADIENT_MODELS}; got model={config.model!r} (use --model sage or "
-                         "sign).")
+    check_gradient_model(config.model)
     out = Path(out_dir)
 
     def write_config() -> None:
@@ -243,13 +262,13 @@ def run_pipeline(
                       "max_score_nodes": config.max_score_nodes, "metric": config.metric}
             return Stage(folder, name, {"k": k, "solver": config.solver, **budget},
                          base.fingerprint)
-        if name in ("dmtg", "tag"):
-            budget = {"epochs": config.peer_epochs}
-            if name == "tag":
-                budget["lookaheads"] = config.tag_lookaheads
-            return Stage(folder, name, {"k": k, "solver": config.solver, **budget},
-                         base.fingerprint)
-        return Stage(folder, name, {"k": k, "solver": config.solver}, aff.fingerprint)
+        if GROUPINGS[name].reads == "affinity":
+            return Stage(folder, name, {"k": k, "solver": config.solver}, aff.fingerprint)
+        budget = {"epochs": config.peer_epochs}  # DMTG's and TAG's
+        if name == "tag":
+            budget["lookaheads"] = config.tag_lookaheads
+        return Stage(folder, name, {"k": k, "solver": config.solver, **budget},
+                     base.fingerprint)
 
     def grouping(folder: Path) -> dict[str, Any]:
         if "oracle" in config.methods:  # a model per subset: shared out over the ranks
@@ -277,8 +296,9 @@ def run_pipeline(
 
     def grouping_main(folder: Path) -> dict[str, Any]:
         secs = {}
-        needed = ["gradtag", "spectral", "random"] + [m for m in ("dmtg", "tag")
-                                                      if m in config.methods]
+        # the affinity's groupings, then the listed peers (the oracle: grouping() above)
+        needed = [m for m in _STORED_GROUPINGS if m != "oracle" and (
+            m in _AFFINITY_GROUPINGS or m in config.methods)]
         for name in needed:
             sub = gstage(folder, name)
             if not sub.done:
@@ -293,9 +313,7 @@ def run_pipeline(
         return {"seconds": secs}
     grp = stage("grouping", aff.fingerprint, grouping, clear=False)
     groups = on_main(lambda: {m: json.loads((grp.folder / m / "groups.json").read_text())
-                              for m in ("gradtag", "spectral", "random", "dmtg", "tag",
-                                        "oracle")
-                              if gstage(grp.folder, m).done})
+                              for m in _STORED_GROUPINGS if gstage(grp.folder, m).done})
     groups["stl"] = singleton_groups(T)
     groups.update({m: [list(range(T))] for m in COMBINER_METHODS})
 
