@@ -7,18 +7,17 @@ format of the DeepWalk / node2vec releases.
 from __future__ import annotations
 
 import os
-import os.path as osp
 from collections.abc import Callable
 
 import numpy as np
 import scipy.io
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
+from graphtag.datasets._named import NamedTaskDataset
 from graphtag.datasets.download import download_url
 from graphtag.datasets.files import mat_graph_arrays
 from graphtag.datasets.io import DataFormatError
-from graphtag.datasets.tasks import make_multitask_data
 
 __all__ = ["MAT_GRAPHS", "MultiLabelMat", "mat_graph_arrays", "read_mat_graph"]
 
@@ -55,7 +54,7 @@ def read_mat_graph(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return mat_graph_arrays(mat, path)
 
 
-class MultiLabelMat(InMemoryDataset):
+class MultiLabelMat(NamedTaskDataset):
     """BlogCatalog (39 labels) or PPI Homo sapiens (50 labels) as a multitask dataset.
 
     Parameters
@@ -88,22 +87,8 @@ class MultiLabelMat(InMemoryDataset):
     ) -> None:
         if name not in MAT_GRAPHS:
             raise ValueError(f"name={name!r} is not one of {sorted(MAT_GRAPHS)}.")
-        self.name = name
-        self.num_tasks_requested = num_tasks
-        self.features = features
-        self.num_features_requested = num_features
-        self.split = tuple(split)
-        self.seed = seed
-        super().__init__(str(root), transform, pre_transform, force_reload=force_reload, log=log)
-        self.load(self.processed_paths[0])
-
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self.root, self.name, "raw")
-
-    @property
-    def processed_dir(self) -> str:
-        return osp.join(self.root, self.name, "processed")
+        super().__init__(root, name, num_tasks, features, num_features, split, seed, transform,
+                         pre_transform, force_reload, log)
 
     @property
     def raw_file_names(self) -> list[str]:
@@ -111,15 +96,7 @@ class MultiLabelMat(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        split = "-".join(f"{f:g}" for f in self.split)
-        return [
-            f"tasks{self.num_tasks_requested}_{self.features}{self.num_features_requested}_"
-            f"split{split}_seed{self.seed}.pt"
-        ]
-
-    @property
-    def num_tasks(self) -> int:
-        return int(self._data.y.shape[1])
+        return [self._processed_name(f"tasks{self.num_tasks_requested}_")]
 
     def download(self) -> None:
         fname, url, digest = MAT_GRAPHS[self.name]
@@ -138,19 +115,5 @@ class MultiLabelMat(InMemoryDataset):
             counts = y.sum(0, dtype=np.int64)
             label_index = np.argsort(-counts, kind="stable")[: self.num_tasks_requested]
             y = y[:, label_index]
-        data = make_multitask_data(
-            edges,
-            y,
-            features=self.features,
-            num_features=self.num_features_requested,
-            split=self.split,
-            seed=self.seed,
-            source=self.name,
-            community_index=torch.from_numpy(label_index),
-        )
-        if self.pre_transform is not None:
-            data = self.pre_transform(data)
-        self.save([data], self.processed_paths[0])
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.name}, num_tasks={self.num_tasks})"
+        self._save_processed(edges, y, source=self.name,
+                             community_index=torch.from_numpy(label_index))

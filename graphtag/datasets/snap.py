@@ -10,12 +10,13 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
+from graphtag.datasets._named import NamedTaskDataset
 from graphtag.datasets.download import copy_file, download_url
 from graphtag.datasets.features import FEATURE_KINDS
 from graphtag.datasets.io import read_communities, read_edge_list
-from graphtag.datasets.tasks import build_community_tasks, make_multitask_data
+from graphtag.datasets.tasks import build_community_tasks
 
 __all__ = ["SNAP_GRAPHS", "SNAPCommunities", "SNAPSource", "bundled_path"]
 
@@ -86,7 +87,7 @@ def bundled_path(folder: str) -> Path:
     return path
 
 
-class SNAPCommunities(InMemoryDataset):
+class SNAPCommunities(NamedTaskDataset):
     r"""A SNAP graph with ground-truth communities as a multitask node-labeling dataset.
 
     Each of the ``num_tasks`` largest distinct communities becomes a binary task ("is this
@@ -149,29 +150,15 @@ class SNAPCommunities(InMemoryDataset):
             raise ValueError(f"communities must be 'top5000' or 'all', got {communities!r}.")
         if features not in FEATURE_KINDS:
             raise ValueError(f"features={features!r} is not one of {FEATURE_KINDS}.")
-        self.name = name
         self.source = SNAP_GRAPHS.get(name)
-        self.num_tasks_requested = num_tasks
         self.communities = "top100" if name == "amazon-top100" else communities
         self.induced = induced
-        self.features = features
-        self.num_features_requested = num_features
-        self.split = tuple(split)
-        self.seed = seed
-        super().__init__(str(root), transform, pre_transform, force_reload=force_reload, log=log)
-        self.load(self.processed_paths[0])
+        super().__init__(root, name, num_tasks, features, num_features, split, seed, transform,
+                         pre_transform, force_reload, log)
 
     @property
     def slug(self) -> str:
         return self.source.slug if self.source else self.name
-
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self.root, self.name, "raw")
-
-    @property
-    def processed_dir(self) -> str:
-        return osp.join(self.root, self.name, "processed")
 
     @property
     def raw_file_names(self) -> list[str]:
@@ -182,16 +169,9 @@ class SNAPCommunities(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        split = "-".join(f"{f:g}" for f in self.split)
-        return [
-            f"{self.communities}_tasks{self.num_tasks_requested}_"
-            f"{'induced' if self.induced else 'full'}_"
-            f"{self.features}{self.num_features_requested}_split{split}_seed{self.seed}.pt"
-        ]
-
-    @property
-    def num_tasks(self) -> int:
-        return int(self._data.y.shape[1])
+        induced = "induced" if self.induced else "full"
+        return [self._processed_name(
+            f"{self.communities}_tasks{self.num_tasks_requested}_{induced}_")]
 
     def download(self) -> None:
         if self.source is None:
@@ -233,20 +213,7 @@ class SNAPCommunities(InMemoryDataset):
             edges, comms, self.num_tasks_requested, induced=self.induced, source=cmty_path
         )
         del edges, comms  # the raw lists are not needed past this point (0.7 GB at 21M edges)
-        data = make_multitask_data(
-            tasks.edge_index,
-            tasks.y,
-            features=self.features,
-            num_features=self.num_features_requested,
-            split=self.split,
-            seed=self.seed,
-            source=f"{self.name} (top {tasks.num_tasks})",
-            node_ids=torch.from_numpy(tasks.node_ids),
-            community_index=torch.from_numpy(tasks.community_index),
-        )
-        if self.pre_transform is not None:
-            data = self.pre_transform(data)
-        self.save([data], self.processed_paths[0])
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.name}, num_tasks={self.num_tasks})"
+        self._save_processed(tasks.edge_index, tasks.y,
+                             source=f"{self.name} (top {tasks.num_tasks})",
+                             node_ids=torch.from_numpy(tasks.node_ids),
+                             community_index=torch.from_numpy(tasks.community_index))
