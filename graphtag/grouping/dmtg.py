@@ -31,11 +31,11 @@ from tqdm.auto import tqdm
 
 from graphtag.grouping.baselines import _canonical
 from graphtag.grouping.peers import (
+    batch_inputs,
     check_positive,
     check_task_data,
     iter_batches,
     seeded,
-    sign_inputs,
 )
 from graphtag.models.gnn import GNNEncoder, _make_conv
 
@@ -304,14 +304,10 @@ def dmtg_groups(
                    batch_size=batch_size)
     if tau0 < tau1:
         raise ValueError(f"tau must be (start, end) with start >= end > 0, got {tau}.")
-    uses_graph = model != "sign"
-    if uses_graph and not full_batch and len(num_neighbors) != num_layers:
-        raise ValueError(f"num_neighbors needs one fan-out per layer ({num_layers}), "
-                         f"got {list(num_neighbors)}.")
+    uses_graph, xs, steps_per_epoch = batch_inputs(
+        data, model, num_layers=num_layers, full_batch=full_batch, num_neighbors=num_neighbors,
+        batch_size=batch_size)
     dev = torch.device(device)
-    xs = None if uses_graph else sign_inputs(data, num_layers)
-    n_train = int(data.train_mask.sum())
-    steps_per_epoch = 1 if uses_graph and full_batch else math.ceil(n_train / batch_size)
     total_steps = max(epochs * steps_per_epoch - 1, 1)
     with seeded(seed, dev):
         net = DMTGNetwork(data.num_features, T, int(num_groups), model=model,

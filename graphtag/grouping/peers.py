@@ -11,7 +11,8 @@ those of :func:`graphtag.training.batching.iter_batches`, as in the trainer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -24,6 +25,7 @@ from graphtag.training.batching import NodeBatch, iter_batches
 
 __all__ = [
     "NodeBatch",
+    "batch_inputs",
     "check_positive",
     "check_task_data",
     "iter_batches",
@@ -64,6 +66,25 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def batch_inputs(data: Data, model: str, *, num_layers: int, full_batch: bool,
+                 num_neighbors: Sequence[int], batch_size: int,
+                 ) -> tuple[bool, Tensor | None, int]:
+    """What a baseline's :func:`iter_batches` needs: ``(uses_graph, xs, steps_per_epoch)``.
+
+    ``uses_graph`` is False for SIGN, whose hop features ``xs`` are computed here (None for
+    graph models); an epoch is one step for a full-batch graph model, else one per
+    ``batch_size`` training nodes. Neighbour sampling needs one fan-out per layer.
+    """
+    uses_graph = model != "sign"
+    if uses_graph and not full_batch and len(num_neighbors) != num_layers:
+        raise ValueError(f"num_neighbors needs one fan-out per layer ({num_layers}), "
+                         f"got {list(num_neighbors)}.")
+    steps = 1 if uses_graph and full_batch else math.ceil(int(data.train_mask.sum())
+                                                          / batch_size)
+    xs = None if uses_graph else sign_inputs(data, num_layers)
+    return uses_graph, xs, steps
 
 
 def sign_inputs(data: Data, num_hops: int) -> Tensor:

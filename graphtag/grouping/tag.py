@@ -31,11 +31,11 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphtag.grouping.peers import (
+    batch_inputs,
     check_positive,
     check_task_data,
     iter_batches,
     seeded,
-    sign_inputs,
 )
 from graphtag.grouping.sdp import Solver, sdp_groups
 from graphtag.models.factory import MODELS, build_model
@@ -263,16 +263,13 @@ def tag_affinity(
     if chunk_size is not None:
         check_positive(chunk_size=chunk_size)
     dev = torch.device(device)
-    uses_graph = model != "sign"
     if num_lookaheads is not None:
         check_positive(num_lookaheads=num_lookaheads)
-        per_epoch = 1 if uses_graph and full_batch else math.ceil(
-            int(data.train_mask.sum()) / batch_size)
+    uses_graph, xs, per_epoch = batch_inputs(
+        data, model, num_layers=num_layers, full_batch=full_batch, num_neighbors=num_neighbors,
+        batch_size=batch_size)
+    if num_lookaheads is not None:
         every = max(1, math.ceil(epochs * per_epoch / num_lookaheads))
-    if uses_graph and not full_batch and len(num_neighbors) != num_layers:
-        raise ValueError(f"num_neighbors needs one fan-out per layer ({num_layers}), "
-                         f"got {list(num_neighbors)}.")
-    xs = None if uses_graph else sign_inputs(data, num_layers)
     with seeded(seed, dev):
         net = build_model(model, data.num_features, T, hidden_channels=hidden_channels,
                           num_layers=num_layers, dropout=dropout).to(dev)
