@@ -199,6 +199,12 @@ class _Trimmer:
         ei = ei[:, self.batch.edge_level <= L - 1 - k]
         x_in = x if x.shape[0] == n_in else x[:n_in]  # (a no-op slice costs a backward copy)
         if self.mode == "pair":
+            if n_out < n_in and ei.shape[1] and int(ei[0].min()) >= n_out:
+                # sources and targets are disjoint row ranges: split, whose backward is one
+                # concatenation (two slices would each pad to full size, then be added)
+                x_dst, x_src = x_in.split([n_out, n_in - n_out])
+                ei = torch.stack([ei[0] - n_out, ei[1]])
+                return ((x_src, x_dst), ei, *args[2:]), kwargs
             return ((x_in, x[:n_out]), ei, *args[2:]), kwargs
         return (x_in, ei, *args[2:]), kwargs
 
