@@ -19,14 +19,22 @@ each sample's rows. So no forward pass is written twice: the model runs as it is
 
 Two costs are cut without knowing the model:
 
-* *probing*: one cheap reverse pass with a random cotangent marks the rows whose signal is
-  zero for every sample (nodes deeper than a layer's receptive field, placeholders). Those
-  rows are held constant in the real pass, so no layer spends a matrix product on them;
 * *trimming* (graph models): trees are laid out level by level, so the nodes a message
   passing layer still needs are a prefix of the rows. Hooks on the top-level
-  ``MessagePassing`` layers cut each layer's input to that prefix (PyG's ``trim_to_layer``).
-  Trimming changes some models (``GCNConv`` normalises by degrees the trimmed edges change),
-  so it is used only when the trimmed forward gives the untrimmed logits.
+  ``MessagePassing`` layers call each layer bipartite on that prefix (PyG's
+  ``trim_to_layer``), or slice its input and output. Trimming changes some models
+  (``GCNConv`` normalises by degrees the trimmed edges change), so it is used only when the
+  trimmed forward gives the untrimmed logits (checked once per :class:`GradientModel`);
+* *probing* (where rows are not all needed): one cheap reverse pass with a random cotangent
+  marks the rows whose signal is zero for every sample (nodes deeper than a layer's
+  receptive field, placeholders). Those rows are held constant in the real pass, so no layer
+  spends a matrix product on them.
+
+The real pass differentiates zero perturbations of the kept output rows with
+``torch.func.vjp`` and vectorises it over the cotangents with ``torch.func.vmap``, in chunks
+whose signals fit in cache. Within it, PyG layers gather ``x_j`` through :class:`_Gather`
+(their ``_index_select`` is replaced on the instance for the duration), whose backward
+vectorises where ``index_select``'s does not.
 """
 
 from __future__ import annotations
