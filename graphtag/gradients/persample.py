@@ -296,8 +296,15 @@ class GradientModel:
             acc[n][:, lo:hi] += grad
 
         for lo, hi, linear, bias in f.chunks:
-            for w, b, d, a, dsum in linear:
-                add(w, torch.einsum("brno,bni->broi", d, a), lo, hi)
+            for w, b, d, a, sizes, dsum in linear:  # d (r, N, o), a (N, i): levels of rows
+                s, grad = 0, None
+                for n in sizes:
+                    e = s + B * n
+                    part = torch.einsum("rbno,bni->broi", d[:, s:e].view(d.shape[0], B, n, -1),
+                                        a[s:e].view(B, n, -1))
+                    grad = part if grad is None else grad.add_(part)
+                    s = e
+                add(w, grad, lo, hi)
                 if b is not None:
                     add(b, dsum, lo, hi)
             for b, s in bias:
@@ -356,8 +363,8 @@ class GradientModel:
                     k = blocks[id(p)]
                     sums[k] = sums[k] + s if k in sums else s
 
-                for w, b, d, a, dsum in linear:
-                    gc += projector.project_outer(blocks[id(w)], d, a)
+                for w, b, d, a, sizes, dsum in linear:
+                    gc += projector.project_outer_rows(blocks[id(w)], d, a, sizes)
                     if b is not None:
                         add_bias(b, dsum)
                 for b, s in bias:

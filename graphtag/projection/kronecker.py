@@ -131,6 +131,49 @@ class KroneckerProjector:
         ra = right.project(act.reshape(B * n, act.shape[-1])).reshape(B, n, self.d2)
         return torch.einsum("brna,bnc->brac", ld, ra).reshape(B, R, self.out_dim)
 
+    def project_outer_rows(self, block: int, delta: Tensor, act: Tensor,
+                           sizes: Sequence[int]) -> Tensor:
+        """:meth:`project_outer` for signals laid out as a reverse pass over a batch gives them.
+
+        Parameters
+        ----------
+        delta
+            ``(R, N, o)``: for ``R`` outputs, the back-propagated signal at the layer's output
+            rows. Consecutive groups of rows hold ``sizes[g]`` rows of each of ``B`` samples,
+            sample-major (``B * sizes[g]`` rows; ``N = B * sum(sizes)``). A contiguous
+            ``delta`` is projected in place, without the copy that transposing it to
+            :meth:`project_outer`'s ``(B, R, n, o)`` would take.
+        act
+            ``(N, i)``: the layer's inputs at those rows.
+        sizes
+            Rows per sample in each group.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, R, d)``, the sketch of ``sum_rows delta_row act_row^T`` over each sample's
+            rows: :meth:`project_outer` of each group, summed.
+        """
+        if not self.is_factored(block):
+            raise ValueError(f"block {block} of shape {self.shapes[block]} is not a matrix.")
+        R, N, o = delta.shape
+        per = sum(sizes)
+        if per < 1 or N % per or act.shape[0] != N:
+            raise ValueError(f"{N} rows of delta and {act.shape[0]} of act do not split into "
+                             f"samples of {list(sizes)} rows per group.")
+        B = N // per
+        left, right = self._maps[block]
+        ld = left.project(delta.reshape(R * N, o)).view(R, N, self.d1)
+        ra = right.project(act.reshape(N, act.shape[-1])).view(N, self.d2)
+        out, s = None, 0
+        for n in sizes:
+            e = s + B * n
+            part = torch.einsum("rbna,bnc->brac", ld[:, s:e].view(R, B, n, self.d1),
+                                ra[s:e].view(B, n, self.d2))
+            out = part if out is None else out.add_(part)
+            s = e
+        return out.reshape(B, R, self.out_dim)
+
     def project_block(self, block: int, x: Tensor) -> Tensor:
         """Sketch ``(N, d)`` of ``N`` whole values ``(N, *shape)`` of block ``block``."""
         sh = self.shapes[block]
