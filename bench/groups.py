@@ -230,8 +230,11 @@ def main() -> int:
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--proj-dim", type=int, default=64)
-    ap.add_argument("--lam", type=float, default=0.1, help="Grad-TAG's ridge weight")
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    ap.add_argument("--proj-dim", type=int, default=defaults["proj_dim"],
+                    help="Grad-TAG's projection dimension (default: the package's)")
+    ap.add_argument("--lam", type=float, default=defaults["lam"],
+                    help="Grad-TAG's ridge weight (default: the package's)")
     ap.add_argument("--oracle", type=json.loads, default={},
                     help='oracle budget overrides as JSON, e.g. \'{"subsets": 400}\'')
     ap.add_argument("--out", default=str(REPO / "runs" / "bench-groups"))

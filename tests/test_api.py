@@ -174,7 +174,8 @@ def test_grouping_registry_is_the_one_source() -> None:
     from graphtag.grouping import GROUPING_METHODS, GROUPINGS, RUN_GROUPINGS
 
     assert RUN_METHODS == RUN_GROUPINGS == tuple(n for n, m in GROUPINGS.items() if m.run)
-    assert {"gradtag", "spectral", "random", "stl", "dmtg", "tag", "oracle"} == set(RUN_METHODS)
+    assert {"gradtag", "spectral", "random", "stl", "dmtg", "tag", "oracle",
+            "planted"} == set(RUN_METHODS)
     assert set(GROUPING_METHODS) == {n for n, m in GROUPINGS.items() if m.reads == "affinity"}
     assert all(m.name == n for n, m in GROUPINGS.items())
 
@@ -188,6 +189,18 @@ def test_grouping_registry_calls() -> None:
     with pytest.raises(TypeError, match="takes no option"):
         GROUPINGS["spectral"](A, 3, 0, solver="bm")
     assert GROUPINGS["tag"].select({"solver": "bm", "lr": 1.0}) == {"solver": "bm"}
+
+
+def test_planted_grouping_reads_the_datas_task_groups() -> None:
+    import torch
+    from torch_geometric.data import Data
+
+    from graphtag.grouping import GROUPINGS
+
+    data = Data(task_group=torch.tensor([1, 0, 1, 2, 0]))
+    assert GROUPINGS["planted"](data, 99, 0) == [[1, 4], [0, 2], [3]]  # k is ignored
+    with pytest.raises(ValueError, match="no known task groups"):
+        GROUPINGS["planted"](Data(), 3, 0)
 
 
 def test_registry_and_config_import_without_torch() -> None:

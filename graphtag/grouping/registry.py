@@ -26,6 +26,7 @@ __all__ = [
     "RUN_GROUPINGS",
     "GroupingFn",
     "GroupingMethod",
+    "planted_groups",
 ]
 
 GroupingFn = Callable[..., list[list[int]]]
@@ -134,6 +135,23 @@ def _tag(data: Any, k: int, seed: int = 0, **options: Any) -> list[list[int]]:
     return tag_groups(data, k, seed=seed, **options).groups
 
 
+def planted_groups(data: Any) -> list[list[int]]:
+    """The known task groups of ``data`` (``data.task_group``: one group id per task)."""
+    import numpy as np
+
+    tg = data.get("task_group") if hasattr(data, "get") else getattr(data, "task_group", None)
+    if tg is None:
+        raise ValueError("this dataset has no known task groups (no task_group): drop "
+                         "'planted' from --methods, or use a dataset with planted groups "
+                         "(amazon-families, or 'graphtag datasets list').")
+    tg = np.asarray(tg)
+    return [np.flatnonzero(tg == g).tolist() for g in np.unique(tg)]
+
+
+def _planted(data: Any, k: int, seed: int = 0) -> list[list[int]]:
+    return planted_groups(data)
+
+
 _ORACLE_OPTIONS = ("mode", "num_subsets", "subset_size", "epochs", "lr", "batch_size",
                    "num_neighbors", "full_batch", "max_score_nodes", "metric", "solver",
                    "device", "progress")
@@ -161,6 +179,9 @@ _METHODS = (
                    run=True, summary="TAG (Fifty et al. 2021) lookahead affinity, then the SDP"),
     GroupingMethod("oracle", "model", _oracle, _ORACLE_OPTIONS, run=True,
                    summary="true affinity from models trained per task subset, then the SDP"),
+    GroupingMethod("planted", "data", _planted, run=True,
+                   summary="the dataset's known task groups (task_group; ignores k), the "
+                   "yardstick where grouping is known to matter"),
     GroupingMethod("sdp", "affinity", _sdp, summary="clustering SDP (solver by size)"),
     GroupingMethod("sdp_cvxpy", "affinity", _sdp_cvxpy, summary="clustering SDP, cvxpy/SCS"),
     GroupingMethod("sdp_bm", "affinity", _sdp_bm, summary="clustering SDP, Burer-Monteiro"),
