@@ -330,6 +330,8 @@ class _FastGather:
                 dim = m.node_dim % src.dim()
                 if _is_arange(index, src.shape[dim]):
                     return src
+                if not (src.requires_grad and torch.is_grad_enabled()):
+                    return src.index_select(dim, index)  # a constant (raw features)
                 return _Gather.apply(src, index, dim)
             m._index_select = gather
         for a in self.aggrs:
@@ -353,7 +355,10 @@ def _fast_reduce(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | Non
     dim = dim % x.dim()
     if dim_size is None:
         dim_size = int(index.max()) + 1 if index.numel() else 0
-    out = _Scatter.apply(x, index, dim, dim_size)
+    if x.requires_grad and torch.is_grad_enabled():
+        out = _Scatter.apply(x, index, dim, dim_size)
+    else:  # a constant (aggregated raw features)
+        out = _Scatter.forward(x, index, dim, dim_size)
     if reduce == "mean":
         count = x.new_zeros(dim_size).index_add_(0, index, x.new_ones(index.numel()))
         shape = [1] * out.dim()
@@ -397,6 +402,7 @@ class _Recorder:
         self.keep = keep  # application -> (rows to keep, whether a prefix); None: probe
         self.apps: list[tuple[nn.Module, Tensor, Tensor]] = []  # (module, input, output/sub)
         self.bias_outs: list[tuple[nn.Module, Tensor]] = []
+        self.versions: list[tuple[Tensor, int]] = []  # recorded outputs, their version
         self.h: Tensor | None = None
         self.handles: list = []
 
@@ -431,6 +437,7 @@ class _Recorder:
         self._rows(x)
         if self.keep is None:
             self.apps.append((module, x.detach(), out))
+            self.versions.append((out, out._version))
             return None
         i = len(self.apps)
         kept = self.keep.get(i)
@@ -455,12 +462,19 @@ class _Recorder:
             self._rows(out)
             if self.eps is not None:
                 out = out + self.eps[1][len(self.bias_outs)]
+            else:
+                self.versions.append((out, out._version))
             self.bias_outs.append((module, out))
             return out
         return None
 
     def _head(self, module, inputs, out):
         self.h = inputs[0]
+
+    def unchanged(self) -> bool:
+        """Whether no recorded output was modified in place after it was recorded (then
+        gradients with respect to it are the signals at the layer's output)."""
+        return all(t._version == v for t, v in self.versions)
 
 
 def _prefix_sizes(batch: RowBatch) -> set[int]:
@@ -512,14 +526,14 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             return rec.h[:B], logits
         return logits, logits
 
-    # probe: one reverse pass with a random cotangent marks the rows that matter. For
-    # independent rows, and for layers trimmed bipartite to the levels they feed, every row
-    # does: a forward for the shapes is enough
+    # probe: one forward, and one reverse pass with a random cotangent that marks the rows
+    # that matter. For independent rows, and for layers trimmed bipartite to the levels they
+    # feed, every row does: then the probe's forward is the real pass (below)
     all_rows = batch.n == 1 or trim == "pair"
     gen = torch.Generator().manual_seed(12345)
-    with torch.set_grad_enabled(not all_rows), _Recorder(
-            linears, biased, head if embed else None, batch) as rec:
-        target, _ = run(rec)
+    with torch.enable_grad(), _Recorder(linears, biased, head if embed else None,
+                                        batch) as rec:
+        target, logits = run(rec)
         outs = [o for _, _, o in rec.apps]
         lin_width = [o.shape[-1] for o in outs]
         linears_by_call = [m for m, _, _ in rec.apps]
@@ -529,7 +543,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             gs = list(outs)
         elif outs:
             c = torch.randn(target.shape, generator=gen, dtype=target.dtype)
-            gs = torch.autograd.grad(target, outs, c, allow_unused=True)
+            gs = torch.autograd.grad(target, outs, c, allow_unused=True, retain_graph=True)
         else:
             gs = []
     keep: dict[int, tuple[Tensor, bool]] = {}
@@ -547,26 +561,41 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             keep[i] = (rows, bool(int(rows[-1]) == rows.numel() - 1))
             lvl = torch.bucketize(rows, torch.tensor(batch.level_bounds()), right=True)
             split[i] = [int(c) // B for c in torch.bincount(lvl).tolist() if c]
-    del gs, outs, rec, target
-
-    # the real pass: kept rows only, all cotangents. Zero perturbations of the kept linear
-    # output rows (and of module-bias outputs) are the inputs differentiated, with
-    # torch.func (its vmap vectorises the reverse pass over the cotangents)
+    del gs
     kept = sorted(keep)
-    dtype = batch.args[0].dtype
-    eps_l = [torch.zeros(keep[i][0].numel(), lin_width[i], dtype=dtype) for i in kept]
-    eps_b = [torch.zeros(sh, dtype=dtype) for sh in bias_shapes]
 
-    def f(el: list[Tensor], eb: list[Tensor]):
-        r = _Recorder(linears, biased, head if embed else None, batch, keep,
-                      eps=(dict(zip(kept, el, strict=True)), eb))
-        with r:
-            tgt, lg = run(r)
-        acts = [r.apps[i][1] for i in kept]
-        return tgt, (lg.detach(), acts)
+    if all_rows and rec.unchanged():
+        # every row kept: differentiate the probe's graph with respect to the recorded layer
+        # outputs themselves (vmap over autograd.grad vectorises the reverse pass over the
+        # cotangents; no second forward)
+        diff = [outs[i] for i in kept] + [o for _, o in rec.bias_outs]
+        acts = [rec.apps[i][1] for i in kept]
+        n_lin, tgt = len(kept), target
 
-    with torch.enable_grad():
-        target, vjp_fn, (logits, acts) = vjp(f, eps_l, eps_b, has_aux=True)
+        def reverse(cot: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+            g = torch.autograd.grad(tgt, diff, cot, retain_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+            return list(g[:n_lin]), list(g[n_lin:])
+        logits = logits.detach()
+    else:
+        # the real pass: kept rows only, all cotangents. Zero perturbations of the kept
+        # linear output rows (and of module-bias outputs) are the inputs differentiated, with
+        # torch.func (its vmap vectorises the reverse pass over the cotangents)
+        del outs, rec, target, logits
+        dtype = batch.args[0].dtype
+        eps_l = [torch.zeros(keep[i][0].numel(), lin_width[i], dtype=dtype) for i in kept]
+        eps_b = [torch.zeros(sh, dtype=dtype) for sh in bias_shapes]
+
+        def f(el: list[Tensor], eb: list[Tensor]):
+            r = _Recorder(linears, biased, head if embed else None, batch, keep,
+                          eps=(dict(zip(kept, el, strict=True)), eb))
+            with r:
+                tgt, lg = run(r)
+            acts = [r.apps[i][1] for i in kept]
+            return tgt, (lg.detach(), acts)
+
+        with torch.enable_grad():
+            target, reverse, (logits, acts) = vjp(f, eps_l, eps_b, has_aux=True)
     R = target.shape[1]
     # cotangents per reverse pass: each signal tensor (kept rows x width) a few MB, so the
     # pass runs in cache; capped by the memory budget over all rows
@@ -574,6 +603,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
     wmax = max([*lin_width, *(sh[-1] for sh in bias_shapes), 1])
     chunk = max(1, min(int(_CHUNK_BYTES // (4 * rows_kept * wmax)),
                        int(max_mb * 2**20 // (4 * 4 * batch.num_rows * wmax))))
+    chunk = -(-R // -(-R // chunk))  # as many passes, of equal size
     eye = torch.eye(R, dtype=target.dtype)
     lin_apps = [(i, linears_by_call[i], acts[k]) for k, i in enumerate(kept)]
 
@@ -581,7 +611,7 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
         for lo in range(0, R, chunk):
             hi = min(R, lo + chunk)
             r = hi - lo
-            gl, gb = vmap(vjp_fn)(eye[lo:hi, None, :].expand(r, B, R))
+            gl, gb = vmap(reverse)(eye[lo:hi, None, :].expand(r, B, R))
             linear = []
             for d, (i, m, a) in zip(gl, lin_apps, strict=True):  # d: (r, kept rows, o)
                 wb = (m.bias if isinstance(m.bias, nn.Parameter) and m.bias.requires_grad
