@@ -548,10 +548,15 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
             gs = []
     keep: dict[int, tuple[Tensor, bool]] = {}
     split: dict[int, list[int]] = {}  # kept positions per level, in row order
+    bounds = [*batch.level_bounds(), batch.num_rows]
     for i, g in enumerate(gs):
         if g is None:
             continue
         m = g.shape[0]
+        if all_rows and m in bounds:  # the first levels, whole
+            keep[i] = (torch.arange(m), True)
+            split[i] = [n // B for n in batch.level_sizes[: bounds.index(m) + 1]]
+            continue
         nz = (g != 0).any(-1) if not all_rows else torch.ones(m, dtype=torch.bool)
         pos = torch.zeros(batch.n, dtype=torch.bool)
         pos[batch.pos_of_row[:m][nz]] = True
@@ -620,8 +625,8 @@ def capture_factors(model: nn.Module, batch: RowBatch, *, embed: bool,
                 if wb is not None:
                     for n in split[i]:  # rows of one level: (r, B, n, o), summed over n
                         e = s + B * n
-                        part = d[:, s:e].view(r, B, n, -1).sum(2)
-                        dsum = part if dsum is None else dsum.add_(part)
+                        part = d[:, s:e] if n == 1 else d[:, s:e].view(r, B, n, -1).sum(2)
+                        dsum = part if dsum is None else dsum + part  # (not into d)
                         s = e
                     dsum = dsum.transpose(0, 1)
                 linear.append((m.weight, wb, d, a, split[i], dsum))
