@@ -137,6 +137,35 @@ def test_store_for_models_beyond_sage_and_sign(data, kind, tmp_path):
     assert np.allclose(st.grads[8:12], want.numpy(), atol=1e-5)
 
 
+class InplaceMLP(nn.Module):
+    """A user model over independent rows whose first linear output is modified in place."""
+
+    uses_graph = False
+
+    def __init__(self, hidden=5, tasks=6):
+        super().__init__()
+        self.l1, self.out = nn.Linear(8, hidden), nn.Linear(hidden, tasks)
+
+    def forward(self, x):
+        h = self.l1(x)
+        h.relu_()
+        return self.out(h)
+
+
+def test_layer_output_modified_in_place(data):
+    # the probe's graph cannot give the signal at l1's output (relu_ replaced it), so the
+    # perturbation pass runs instead
+    torch.manual_seed(0)
+    m = InplaceMLP()
+    gm = GradientModel(m, data)
+    inp = gm.inputs(torch.tensor([0, 3, 7, 299]))
+    full = per_sample_gradients_loop(gm, inp)
+    P = kronecker_projector(m, 64, nnz=2, seed=2)
+    got = gm.projected_gradients(inp, P)
+    want = P.project(full.reshape(-1, gm.num_params)).reshape(got.shape)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
 def test_pyg_linear_counts_as_linear():
     assert is_linear(PygLinear(3, 4)) and is_linear(nn.Linear(3, 4))
     assert not is_linear(GCNConv(3, 4))
