@@ -467,3 +467,28 @@ def test_loader_reports_why_when_import_and_jit_are_unavailable(monkeypatch):
         assert "_sjlt_cpu" in why and "GRAPHTAG_NO_JIT" in why
     finally:
         sparse._load_extension.cache_clear()
+
+
+def test_kronecker_outer_rows_equals_outer_per_level():
+    """``project_outer_rows`` reads the ``(R, N, o)`` signals of a reverse pass over rows in
+    levels (each sample-major) without copying them to ``project_outer``'s layout."""
+    from graphtag.projection.kronecker import KroneckerProjector
+
+    P = KroneckerProjector([(6, 5), (6,)], 64, nnz=2, seed=3)
+    g = torch.Generator().manual_seed(4)
+    B, R, sizes = 3, 4, [1, 2, 3]
+    N = B * sum(sizes)
+    delta = torch.randn(R, N, 6, generator=g, dtype=torch.float64)
+    act = torch.randn(N, 5, generator=g, dtype=torch.float64)
+    want, s = 0, 0
+    for n in sizes:
+        e = s + B * n
+        d = delta[:, s:e].reshape(R, B, n, 6).transpose(0, 1)  # (B, R, n, o)
+        want = want + P.project_outer(0, d, act[s:e].reshape(B, n, 5))
+        s = e
+    got = P.project_outer_rows(0, delta, act, sizes)
+    assert got.shape == (B, R, 64) and torch.allclose(got, want)
+    with pytest.raises(ValueError, match="do not split"):
+        P.project_outer_rows(0, delta[:, :-1], act[:-1], sizes)
+    with pytest.raises(ValueError, match="not a matrix"):
+        P.project_outer_rows(1, delta, act, sizes)
