@@ -30,11 +30,19 @@ Two costs are cut without knowing the model:
   receptive field, placeholders). Those rows are held constant in the real pass, so no layer
   spends a matrix product on them.
 
-The real pass differentiates zero perturbations of the kept output rows with
-``torch.func.vjp`` and vectorises it over the cotangents with ``torch.func.vmap``, in chunks
-whose signals fit in cache. Within it, PyG layers gather ``x_j`` through :class:`_Gather`
-(their ``_index_select`` is replaced on the instance for the duration), whose backward
-vectorises where ``index_select``'s does not.
+Where every row is needed (independent rows, bipartite trimming) the forward that recorded
+the layers is the real pass: its graph is differentiated with respect to the recorded layer
+outputs themselves, with ``torch.autograd.grad`` vectorised over the cotangents by
+``torch.func.vmap`` (unless the model modified a recorded output in place). Otherwise the real
+pass differentiates zero perturbations of the kept output rows with ``torch.func.vjp``, under
+the same ``vmap``. Either runs in chunks of cotangents whose signals fit in cache. Within it,
+PyG layers gather ``x_j`` through :class:`_Gather` (their ``_index_select`` is replaced on the
+instance for the duration; no gather when each source row is taken once, in order) and sum or
+mean aggregations scatter through :class:`_Scatter`: both vectorise over the cotangents as one
+``index_select`` / ``index_add_`` of the batched signal, where the built-in backward of a row
+gather loops and that of ``scatter_add_`` gathers with an index broadcast to the signal's size.
+The signals come out as ``(cotangents, rows, width)``, which
+:meth:`~graphtag.projection.KroneckerProjector.project_outer_rows` projects as they are.
 """
 
 from __future__ import annotations

@@ -334,7 +334,7 @@ class GradientModel:
         The signal back-propagated to each linear layer's output rows (one vectorised
         reverse pass of the model over all samples' disjoint trees) and the layer's input
         rows are sketched separately, and each weight-gradient sketch is their outer product
-        (:meth:`KroneckerProjector.project_outer`). With a linear head and ``T > H`` the
+        (:meth:`KroneckerProjector.project_outer_rows`). With a linear head and ``T > H`` the
         encoder is differentiated per embedding coordinate (``H`` signals) and the sketches
         are mixed with the head weights afterwards.
         """
