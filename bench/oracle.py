@@ -97,17 +97,17 @@ def labels_of(groups: list[list[int]], n: int) -> np.ndarray:
     return lab
 
 
-def estimate_scores(grad_dir: Path, subsets: np.ndarray, lam: float, refine: int
-                    ) -> tuple[torch.Tensor, float]:
+def estimate_scores(grad_dir: Path, subsets: np.ndarray, lam: float, refine: int,
+                    offset: bool = False) -> tuple[torch.Tensor, float]:
     """Grad-TAG's statistics fits and linearised scores on exactly these subsets."""
     fit, val = GradientStore(grad_dir / "train"), GradientStore(grad_dir / "val")
     t0 = time.perf_counter()
     labels = fit.labels
-    stats = centered_statistics(fit.grads, fit.logits, labels, lam=lam, offset=False)
+    stats = centered_statistics(fit.grads, fit.logits, labels, lam=lam, offset=offset)
     lam_sum = subset_lam(lam, (np.asarray(labels) >= 0).sum(0), subsets)
     z = fit_subsets_stats(stats, subsets, lam=lam_sum, refine=refine, grads=fit.grads,
                           logits=fit.logits, labels=labels)
-    sc = task_scores(linearized_logits(val.grads, val.logits, z, subsets, offset=False),
+    sc = task_scores(linearized_logits(val.grads, val.logits, z, subsets, offset=offset),
                      val.labels, subsets)
     return sc, time.perf_counter() - t0
 
@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--grad-dir", default=None, help="gradient stores (default: <run>/gradients)")
     ap.add_argument("--lam", type=float, default=None, help="Grad-TAG ridge (default: the run's)")
     ap.add_argument("--refine", type=int, default=None)
+    ap.add_argument("--offset", action="store_true",
+                    help="estimate with the base logits as offsets (first-order fine-tuning)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     warnings.filterwarnings("ignore", category=RuntimeWarning)
@@ -181,7 +183,7 @@ def main() -> None:
         print(f"oracle half {h}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     pooled = (oracle_A[0] + oracle_A[1]) / 2
 
-    sc, est_s = estimate_scores(grad_dir, np.concatenate(halves), lam, refine)
+    sc, est_s = estimate_scores(grad_dir, np.concatenate(halves), lam, refine, args.offset)
     est = affinity_matrix(np.concatenate(halves), sc, T)[np.ix_(sl, sl)]
     est_half = [affinity_matrix(halves[h], sc[h * args.subsets:(h + 1) * args.subsets],
                                 T)[np.ix_(sl, sl)] for h in (0, 1)]
@@ -202,6 +204,7 @@ def main() -> None:
         "mode": args.mode, "hidden": hidden, "epochs": args.epochs,
         "batch_size": None if args.full_batch else batch,
         "proj_dim": GradientStore(grad_dir / "train").dim, "lam": lam,
+        "offset": args.offset,
         "oracle_split_half": r_oo, "oracle_pooled_reliability": 2 * r_oo / (1 + r_oo),
         "estimate_split_half": rho(*est_half),
         "estimate_vs_halves": r_eo, "estimate_vs_pooled": rho(est, pooled),
@@ -219,14 +222,16 @@ def main() -> None:
         for name, A in (("oracle", pooled), ("estimate", est)):
             v = A[iu]
             res[f"{name}_within_minus_across"] = float(v[same].mean() - v[~same].mean())
-    (work / "result.json").write_text(json.dumps(res, indent=1))
+    name = f"result-d{res['proj_dim']}-lam{lam}" + ("-offset" if args.offset else "") + ".json"
+    (work / name).write_text(json.dumps(res, indent=1))
 
     print(f"Command: `{command}` ({(time.perf_counter() - t_start) / 60:.1f} min)\n")
     print(f"{cfg.dataset} seed {cfg.seed}: {n} of {T} tasks, 2 x {args.subsets} subsets of "
           f"{args.subset_size} ({res['pair_draws_per_half']:.1f} draws per pair per half); "
           f"oracle {args.mode}, width {hidden}, {args.epochs} epochs "
           f"({'full batch' if args.full_batch else f'batches of {batch}'}); estimate "
-          f"d = {res['proj_dim']}, lam = {lam}, {refine} refinement step(s).\n")
+          f"d = {res['proj_dim']}, lam = {lam}, {refine} refinement step(s), offset "
+          f"{'on' if args.offset else 'off'}.\n")
     print("| measure | value |\n|---|---|")
     rows = [
         ("oracle split-half Spearman (disjoint subsets, other seeds)", f"{r_oo:.3f}"),
