@@ -18,65 +18,41 @@ Affinity", KDD 2024. Given a base model trained on all tasks, the estimator
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
 from graphtag.affinity import (
-    FIT_METHODS,
     affinity_matrix,
     affinity_stderr,
     centered_statistics,
     fit_subsets,
     fit_subsets_stats,
-    linearized_logits,
     sample_subsets,
     subset_coverage,
     subset_lam,
     subset_plan,
-    task_scores,
 )
-from graphtag.affinity.mapback import mapback_logits
-from graphtag.affinity.scores import _METRICS
-from graphtag.distributed import (
-    all_gather_object,
-    barrier,
-    get_rank,
-    get_world_size,
-    is_distributed,
-    is_main,
-    shard,
-)
+from graphtag.distributed import is_distributed
 from graphtag.gradients.persample import kronecker_projector
 from graphtag.gradients.store import GradientStore, collect_gradients
 from graphtag.grouping import sdp_groups
-from graphtag.grouping.sdp import Solver
+from graphtag.pipeline._gradtag_checks import METRICS, PARAMS, SCORINGS, _ChecksMixin
+from graphtag.pipeline._gradtag_io import _FITTED_FILES as _FITTED_FILES
+from graphtag.pipeline._gradtag_io import _PersistenceMixin
+from graphtag.pipeline._gradtag_scoring import _ScoringMixin
 from graphtag.training.subsets import sample_nodes
 
 __all__ = ["METRICS", "PARAMS", "SCORINGS", "GradTAG"]
 
-#: How subsets are scored (``scoring``).
-SCORINGS = ("linearized", "mapback")
-#: Validation scores averaged into the affinity (``metric``).
-METRICS = _METRICS
-#: Parameters whose gradients are projected (``params``).
-PARAMS = ("shared", "all")
-#: Files of :meth:`GradTAG.save_fitted`: fitted attribute -> file in the folder.
-_FITTED_FILES = {"subsets_": "subsets.npy", "coef_": "coef.npy", "scores_": "scores.npy",
-                 "base_scores_": "base_scores.npy", "affinity_": "affinity.npy",
-                 "affinity_se_": "affinity_se.npy", "coverage_": "coverage.json"}
 
-
-class GradTAG:
+class GradTAG(_ChecksMixin, _ScoringMixin, _PersistenceMixin):
     """Grad-TAG task affinity and grouping, scikit-learn style.
 
     Parameters
@@ -283,39 +259,6 @@ class GradTAG:
                    if not (isinstance(v, type(defaults.get(k))) and v == defaults.get(k))]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def _check_params(self, num_tasks: int) -> None:
-        """Check every hyperparameter (at fitting time, not in ``__init__``)."""
-        for name in ("proj_dim", "proj_nnz", "batch_size", "fit_block", "grad_chunk"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1 (got {v!r}).")
-        for name in ("max_fit_nodes", "max_score_nodes"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be an integer >= 1 or None (got {v!r}).")
-        if self.solver not in get_args(Solver):
-            raise ValueError(f"solver must be one of {get_args(Solver)} (got {self.solver!r}).")
-        if self.fit_method not in FIT_METHODS:
-            raise ValueError(f"fit_method must be one of {FIT_METHODS} (got "
-                             f"{self.fit_method!r}).")
-        if self.fit_refine < 0:
-            raise ValueError(f"fit_refine must be >= 0 (got {self.fit_refine}).")
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS} (got {self.scoring!r}).")
-        if self.params not in PARAMS:
-            raise ValueError(f"params must be one of {PARAMS} (got {self.params!r}).")
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS} (got {self.metric!r}).")
-        if self.num_subsets is not None and self.num_subsets < 1:
-            raise ValueError(f"num_subsets must be >= 1 or None (got {self.num_subsets}).")
-        if self.subset_size is not None and not 1 <= self.subset_size <= num_tasks:
-            raise ValueError(f"subset_size must lie in [1, {num_tasks}] (got "
-                             f"{self.subset_size}).")
-        if self.lam < 0:
-            raise ValueError(f"lam must be >= 0 (got {self.lam}).")
-        if self.num_groups is not None and not 1 <= self.num_groups <= num_tasks:
-            raise ValueError(f"num_groups must lie in [1, {num_tasks}] (got {self.num_groups}).")
-
     # ----------------------------------------------------------------- steps
     def make_projector(self, model: nn.Module) -> Any:
         """The gradient projector for ``model`` (deterministic given ``seed``)."""
@@ -382,62 +325,26 @@ class GradTAG:
         # the fits minimise a sum over labelled pairs; ours is a mean, per subset
         lam_sum = subset_lam(self.lam, (np.asarray(labels) >= 0).sum(0), self.subsets_)
         ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        if ck is not None:
-            ck.mkdir(parents=True, exist_ok=True)
-            if is_main():
-                self._check_fit_dir(ck, fit_store)
-            barrier()
-        m = self.subsets_.shape[0]
         # statistics fits are cheap per subset, and larger blocks make their passes over the
         # data fewer and their per-task products larger
         block = block or (self.fit_block * (8 if self.fit_method == "stats" else 1))
-        bounds = [(lo, min(lo + block, m)) for lo in range(0, m, block)]
-        rank, world = get_rank(), get_world_size()
-
-        def ck_file(lo: int, hi: int) -> Path | None:
-            return ck / f"coef_{lo:07d}_{hi:07d}.npy" if ck is not None else None
-
-        # Subsets are fitted independently, so any split of the blocks over ranks gives the
-        # single-process result: rank r fits blocks b with b % world == r.
-        mine = shard(range(len(bounds)), rank, world)
-        fitted: dict[int, Tensor] = {}
-        bar = tqdm(total=sum(bounds[b][1] - bounds[b][0] for b in mine), unit="subset",
-                   desc="subset fits" if world == 1 else f"subset fits (rank 0 of {world})",
-                   disable=not (self.progress and is_main()))
         stats, t_stats = None, 0.0
-        for b in mine:
-            lo, hi = bounds[b]
-            f = ck_file(lo, hi)
-            if f is not None and f.exists():
-                z = torch.from_numpy(np.load(f))
-            elif self.fit_method == "stats":
+
+        def fit_block(lo: int, hi: int) -> Tensor:
+            nonlocal stats, t_stats
+            if self.fit_method == "stats":
                 if stats is None:  # once, and only when some block is left to fit
                     ts = time.perf_counter()
                     stats = centered_statistics(fit_store.grads, fit_store.logits, labels,
                                                 lam=self.lam, offset=self.offset)
                     t_stats = time.perf_counter() - ts
-                z = fit_subsets_stats(stats, self.subsets_[lo:hi], lam=lam_sum[lo:hi],
-                                      refine=self.fit_refine, grads=fit_store.grads,
-                                      logits=fit_store.logits, labels=labels)
-            else:
-                z = fit_subsets(fit_store.grads, fit_store.logits, labels, self.subsets_[lo:hi],
-                                lam=lam_sum[lo:hi], offset=self.offset)
-            if f is not None and not f.exists():
-                tmp = f.with_name(f.stem + ".tmp.npy")
-                np.save(tmp, z.numpy())
-                os.replace(tmp, f)
-            fitted[b] = z
-            bar.update(hi - lo)
-        bar.close()
-        if world > 1:
-            if ck is not None:  # every block is in the shared folder once all ranks are here
-                barrier()
-                fitted = {b: torch.from_numpy(np.load(ck_file(*bounds[b])))
-                          for b in range(len(bounds))}
-            else:  # no shared folder: exchange the blocks themselves
-                fitted = {b: z for part in all_gather_object(fitted) for b, z in part.items()}
-        parts = [fitted[b] for b in range(len(bounds))]
-        self.coef_ = torch.cat(parts)
+                return fit_subsets_stats(stats, self.subsets_[lo:hi], lam=lam_sum[lo:hi],
+                                         refine=self.fit_refine, grads=fit_store.grads,
+                                         logits=fit_store.logits, labels=labels)
+            return fit_subsets(fit_store.grads, fit_store.logits, labels, self.subsets_[lo:hi],
+                               lam=lam_sum[lo:hi], offset=self.offset)
+
+        self.coef_ = self._fit_blocks(fit_block, fit_store, ck, block)
         t1 = time.perf_counter()
         self.scores_ = self._score(score_store, model, data)
         self.base_scores_ = self._base_scores(score_store)
@@ -446,108 +353,6 @@ class GradTAG:
         t2 = time.perf_counter()
         self.timings_ = {**getattr(self, "timings_", {}), "fits": t1 - t0,
                          "fit_statistics": t_stats, "scores": t2 - t1}
-        return self
-
-    def _check_fit_dir(self, ck: Path, store: GradientStore) -> None:
-        """Saved fit blocks are reused only for the same subsets, settings and gradients;
-        blocks from other settings are removed so they cannot be picked up by mistake."""
-        import hashlib
-        import json
-
-        key = hashlib.sha256(json.dumps({
-            "subsets": self.subsets_.tolist(), "lam": self.lam, "offset": self.offset,
-            "fit": [self.fit_method, self.fit_refine if self.fit_method == "stats" else None],
-            "store": {k: store.manifest.get(k) for k in (
-                "model_sha256", "nodes_sha256", "projector", "dim", "seed")},
-        }, sort_keys=True, default=str).encode()).hexdigest()
-        f = ck / "fits.json"
-        if f.exists() and json.loads(f.read_text()).get("key") != key:
-            for old in ck.glob("coef_*.npy"):
-                old.unlink()
-        if not f.exists() or json.loads(f.read_text()).get("key") != key:
-            f.write_text(json.dumps({"key": key}))
-
-    def _score(self, store: GradientStore, model: nn.Module | None, data: Data | None
-               ) -> Tensor:
-        if self.scoring == "linearized":
-            # a block of subsets at a time: all logits at once are m x nodes x s float64
-            # (1 GB for 2,500 subsets of 25 on 2,000 nodes)
-            step = self.fit_block
-            return torch.cat([task_scores(
-                linearized_logits(store.grads, store.logits, self.coef_[lo : lo + step],
-                                  self.subsets_[lo : lo + step], offset=self.offset),
-                store.labels, self.subsets_[lo : lo + step], metric=self.metric)
-                for lo in range(0, self.subsets_.shape[0], step)])
-        else:
-            if model is None or data is None or not hasattr(self, "projector_"):
-                raise ValueError("scoring='mapback' needs model and data (and collect() run "
-                                 "first, for the projector).")
-            if is_distributed():  # one forward pass per subset: worth sharing out
-                return self._mapback_scores_sharded(store, model, data)
-            u = mapback_logits(model, data, self.projector_, self.coef_, self.subsets_,
-                               nodes=np.asarray(store.nodes), offset=self.offset,
-                               progress=self.progress)
-        return task_scores(u, store.labels, self.subsets_, metric=self.metric)
-
-    def _mapback_scores_sharded(self, store: GradientStore, model: nn.Module, data: Data
-                                ) -> Tensor:
-        """Map-back scores with the subsets split round robin over the ranks (equal to the
-        single-process scores up to float rounding: lifting is batched differently)."""
-        mine = np.asarray(shard(range(self.subsets_.shape[0])), dtype=np.int64)
-        part = torch.empty(0, self.subsets_.shape[1], dtype=torch.float64)
-        if mine.size:
-            u = mapback_logits(model, data, self.projector_, self.coef_[mine],
-                               self.subsets_[mine], nodes=np.asarray(store.nodes),
-                               offset=self.offset, progress=self.progress and is_main())
-            part = task_scores(u, store.labels, self.subsets_[mine], metric=self.metric)
-        scores = torch.empty(self.subsets_.shape, dtype=torch.float64)
-        for r, sc in enumerate(all_gather_object(part)):
-            scores[r::get_world_size()] = sc
-        return scores
-
-    def _base_scores(self, store: GradientStore) -> np.ndarray:
-        u = torch.from_numpy(np.asarray(store.logits, dtype=np.float64))[None]  # (1, n, T)
-        subs = np.arange(store.num_tasks)[None, :]
-        return task_scores(u, store.labels, subs, metric=self.metric)[0].numpy()
-
-    # ------------------------------------------------------------ persistence
-    def save_fitted(self, folder: str | os.PathLike) -> None:
-        """Write the fitted estimate (subsets, coefficients, scores, affinity, its standard
-        errors and the coverage) into ``folder``, for :meth:`load_fitted`."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for attr, fname in _FITTED_FILES.items():
-            value = getattr(self, attr)
-            tmp = folder / f"{fname}.tmp"
-            if fname.endswith(".json"):
-                tmp.write_text(json.dumps(value, indent=1))
-            else:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, value.numpy() if torch.is_tensor(value) else np.asarray(value))
-            os.replace(tmp, folder / fname)
-
-    def load_fitted(self, folder: str | os.PathLike) -> GradTAG:
-        """Set the fitted attributes from a folder written by :meth:`save_fitted` (the
-        ``affinity/`` stage of a ``graphtag run``); returns ``self``, ready for :meth:`group`.
-
-        ``affinity.npy`` must be there; the other files are read when present (run folders
-        of earlier versions lack some).
-        """
-        folder = Path(folder)
-        if not (folder / "affinity.npy").exists():
-            raise FileNotFoundError(f"{folder / 'affinity.npy'}: no fitted Grad-TAG estimate "
-                                    "here (GradTAG.save_fitted writes one).")
-        for attr, fname in _FITTED_FILES.items():
-            f = folder / fname
-            if not f.exists():
-                continue
-            if fname.endswith(".json"):
-                value: Any = json.loads(f.read_text())
-            else:
-                value = np.load(f)
-                if attr in ("coef_", "scores_"):
-                    value = torch.from_numpy(value)
-            setattr(self, attr, value)
         return self
 
     def group(self, k: int | None = None, solver: str | None = None) -> list[list[int]]:
