@@ -74,8 +74,11 @@ class GradTAG(_ChecksMixin, _ScoringMixin, _PersistenceMixin):
         the former ``d = 64, lam = 0.1`` it doubles the agreement with the known groups of
         ``amazon-families`` (ARI 0.47 vs 0.22) and the gain of Grad-TAG's groups over random
         ones there (+0.045 vs +0.021 macro-F1), and on BlogCatalog turns an insignificant
-        gain into a significant one (+0.0057, p = 0.01, vs +0.0036, p = 0.15). It costs a
-        gradient store 4x as large and subset fits about 7x as slow (seconds at 100 tasks).
+        gain into a significant one (+0.0057, p = 0.01, vs +0.0036, p = 0.15). On com-DBLP,
+        where random groups match an MTL model of their size (no task structure to exploit at
+        that capacity), neither beats random (d = 256: -0.012, p = 0.08; d = 64: -0.002).
+        It costs a gradient store 4x as large and subset fits about 7x as slow (seconds at
+        100 tasks).
     lam
         Ridge weight per labelled (node, task) pair: the fits minimise the **mean** log-loss
         over the subset's labelled pairs plus ``lam * ||z||^2`` (each subset by its own count
