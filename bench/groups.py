@@ -49,6 +49,7 @@ from _data import REPO, SHARED, prepare
 from scipy.stats import ttest_rel
 
 from graphtag.datasets import load_dataset
+from graphtag.grouping.registry import planted_groups
 from graphtag.models import build_model
 from graphtag.pipeline import run_pipeline
 from graphtag.pipeline.config import GROUPING_METHODS, RunConfig
@@ -126,8 +127,7 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, say: Any) -> dict[s
     F = data.num_features
     groups = {m: report["groups"][m] for m in pipe if m in report["groups"]}
     if "planted" in args.methods and data.get("task_group") is not None:
-        tg = data.task_group.numpy()
-        groups["planted"] = [np.flatnonzero(tg == g).tolist() for g in np.unique(tg)]
+        groups["planted"] = planted_groups(data)
     out: dict[str, Any] = {"mtl": {"test": report["methods"]["mtl"]["test_macro_f1"],
                                    "params": num_params(cfg, F, T, cfg.hidden_channels),
                                    "hidden": cfg.hidden_channels}}

@@ -66,6 +66,7 @@ from graphtag.affinity.statistics import subset_lam
 from graphtag.datasets import load_dataset
 from graphtag.gradients.store import GradientStore
 from graphtag.grouping import sdp_groups
+from graphtag.grouping.registry import planted_groups
 from graphtag.models import build_model
 from graphtag.pipeline import RunConfig
 from graphtag.pipeline.run import load_base_model
@@ -76,15 +77,12 @@ def task_slice(data, n: int, seed: int) -> np.ndarray:
     T = int(data.y.size(1))
     if n >= T:
         return np.arange(T)
-    tg = data.get("task_group")
-    if tg is not None:
-        tg = tg.numpy()
+    if data.get("task_group") is not None:
         out: list[int] = []
-        for g in np.unique(tg):
-            members = np.flatnonzero(tg == g)
-            if len(out) + members.size > n:
+        for members in planted_groups(data):
+            if len(out) + len(members) > n:
                 break
-            out += members.tolist()
+            out += members
         if out:
             return np.asarray(out)
     return np.sort(np.random.default_rng(seed).choice(T, n, replace=False))
